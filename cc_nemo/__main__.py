@@ -1,0 +1,3 @@
+from cc_nemo.cli import main
+
+main()

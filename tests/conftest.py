@@ -1,0 +1,40 @@
+"""Isolate every test from the developer's real config, keyring and environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_LEAKY_ENV = (
+    "CF_AI_GATEWAY_URL",
+    "CF_AIG_TOKEN",
+    "CLOUDFLARE_API_TOKEN",
+    "CC_PROXY_PROVIDER",
+    "CC_PROXY_BASE_URL",
+    "CC_PROXY_API_KEY",
+    "CC_PROXY_MODEL",
+    "CC_PROXY_SMALL_MODEL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point platformdirs at a temp tree and select the always-failing keyring backend,
+    so no test can read or write the developer's real credentials."""
+    home = tmp_path / "home"
+    for sub in ("config", "data", "state", "cache"):
+        (home / sub).mkdir(parents=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    for name in _LEAKY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    yield home
