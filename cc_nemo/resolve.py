@@ -1,0 +1,253 @@
+"""Turn config + environment + stored secrets into the settings the proxy runs with.
+
+Precedence everywhere: command-line argument, then environment variable, then
+`config.toml`, then the built-in default, so CI and containers need no keyring.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, fields
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
+
+from cc_nemo.catalog import DEFAULT_MODEL_ALIAS, Catalog, ModelSpec, UnknownModelError, ad_hoc_spec
+from cc_nemo.config import PROVIDERS, Config, load_config, log_dir
+from cc_nemo.errors import UserError
+from cc_nemo.settings import ProviderKind, ProviderSettings, ProxySettings
+
+SettingSource = Literal["argument", "env", "config", "default", "missing"]
+
+ENV_PROVIDER = "CC_PROXY_PROVIDER"
+ENV_GATEWAY_URL = "CF_AI_GATEWAY_URL"
+ENV_BASE_URL = "CC_PROXY_BASE_URL"
+ENV_MODEL = "CC_PROXY_MODEL"
+ENV_SMALL_MODEL = "CC_PROXY_SMALL_MODEL"
+ENV_SUBAGENT_MODEL = "CC_PROXY_SUBAGENT_MODEL"
+ENV_ACCOUNT_ID = "CLOUDFLARE_ACCOUNT_ID"
+
+GATEWAY_HOST_URL = "https://gateway.ai.cloudflare.com/v1"
+NO_CREDENTIALS = (
+    "No credentials found: run `cc-proxy login` (or set CF_AI_GATEWAY_URL and CF_AIG_TOKEN)"
+)
+_NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+# Suffixes people paste along with the gateway URL; the proxy adds the endpoint itself.
+_GATEWAY_SUFFIXES = ("/compat/chat/completions", "/chat/completions", "/compat")
+
+
+@dataclass(frozen=True)
+class Sourced:
+    """A setting's value and where it came from (for `cc-proxy status`)."""
+
+    value: str | None
+    source: SettingSource
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name, "").strip() or None
+
+
+def _pick(env_name: str, config_value: str | None) -> Sourced:
+    if (value := _env(env_name)) is not None:
+        return Sourced(value, "env")
+    if config_value:
+        return Sourced(config_value, "config")
+    return Sourced(None, "missing")
+
+
+def provider_kind(config: Config) -> Sourced:
+    """Which provider to use; setting a provider's URL in the environment selects it."""
+    explicit = _env(ENV_PROVIDER)
+    if explicit is not None:
+        if explicit.lower() not in PROVIDERS:
+            raise UserError(
+                f"{ENV_PROVIDER} must be one of {', '.join(PROVIDERS)}, not {explicit!r}"
+            )
+        return Sourced(explicit.lower(), "env")
+    if _env(ENV_GATEWAY_URL):
+        return Sourced("cloudflare", "env")
+    if _env(ENV_BASE_URL):
+        generic = config.provider if config.provider in ("openai", "anthropic") else "openai"
+        return Sourced(generic, "env")
+    if config.provider:
+        return Sourced(config.provider, "config")
+    if config.base_url and not config.gateway_url:
+        return Sourced("openai", "config")
+    return Sourced("cloudflare", "default")
+
+
+def gateway_url(config: Config) -> Sourced:
+    return _pick(ENV_GATEWAY_URL, config.gateway_url)
+
+
+def base_url(config: Config) -> Sourced:
+    return _pick(ENV_BASE_URL, config.base_url)
+
+
+def normalize_gateway_url(url: str) -> str:
+    """Check an AI Gateway URL (`…/v1/{account_id}/{gateway}`) and drop pasted endpoint suffixes."""
+    url = url.strip().rstrip("/")
+    for suffix in _GATEWAY_SUFFIXES:
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+            break
+    parts = urlsplit(url)
+    segments = [s for s in parts.path.split("/") if s]
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or len(segments) < 3
+        or segments[-3] != "v1"
+        or not all(_NAME_PART.match(s) for s in segments[-2:])
+    ):
+        raise UserError(
+            "the AI Gateway URL must look like "
+            "https://gateway.ai.cloudflare.com/v1/{account_id}/{gateway}"
+        )
+    return url
+
+
+def gateway_url_from_parts(account_id: str, gateway: str) -> str:
+    """Build the AI Gateway URL from an account id and a gateway name."""
+    account_id, gateway = account_id.strip(), gateway.strip()
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", account_id):
+        raise UserError(
+            "the Cloudflare account id is 32 hexadecimal characters "
+            "(dashboard → Workers AI or the URL of any dashboard page)"
+        )
+    if not _NAME_PART.match(gateway):
+        raise UserError(f"invalid gateway name {gateway!r}: use letters, digits, '-' or '_'")
+    return f"{GATEWAY_HOST_URL}/{account_id.lower()}/{gateway}"
+
+
+def normalize_base_url(url: str) -> str:
+    """Check an OpenAI/Anthropic-compatible base URL and drop a pasted endpoint suffix."""
+    url = url.strip().rstrip("/")
+    for suffix in ("/chat/completions", "/messages"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+            break
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(
+            f"the base URL must start with http:// or https:// (got {url!r}), "
+            "e.g. http://localhost:11434/v1"
+        )
+    return url
+
+
+def account_id(config: Config) -> str | None:
+    """The Cloudflare account id: from the environment, the gateway URL or a Workers AI base URL."""
+    if (explicit := _env(ENV_ACCOUNT_ID)) is not None:
+        return explicit
+    for candidate, marker in (
+        (gateway_url(config).value, "v1"),
+        (base_url(config).value, "accounts"),
+    ):
+        segments = [s for s in urlsplit(candidate or "").path.split("/") if s]
+        if marker in segments:
+            index = segments.index(marker)
+            if index + 1 < len(segments) and _NAME_PART.match(segments[index + 1]):
+                return segments[index + 1]
+    return None
+
+
+def resolve_provider(config: Config) -> ProviderSettings:
+    """Where upstream requests go and with which auth headers (secrets stay out of repr)."""
+    from cc_nemo.credentials import get_secret
+
+    kind = cast(ProviderKind, provider_kind(config).value)
+    if kind == "cloudflare":
+        url = gateway_url(config)
+        aig_token, _ = get_secret("aig_token")
+        if not url.value or not aig_token:
+            raise UserError(NO_CREDENTIALS)
+        cloudflare_token, _ = get_secret("cloudflare_api_token")
+        headers = {"cf-aig-authorization": f"Bearer {aig_token}"}
+        if cloudflare_token:
+            headers["Authorization"] = f"Bearer {cloudflare_token}"
+        return ProviderSettings(kind, _checked(url, normalize_gateway_url), headers)
+    url = base_url(config)
+    if not url.value:
+        raise UserError(
+            f"No base URL for the {kind} provider: run "
+            f"`cc-proxy login --provider {kind} --base-url URL` (or set {ENV_BASE_URL})"
+        )
+    api_key, _ = get_secret("api_key")
+    headers = {}
+    if api_key:
+        headers = (
+            {"x-api-key": api_key}
+            if kind == "anthropic"
+            else {"Authorization": f"Bearer {api_key}"}
+        )
+    return ProviderSettings(kind, _checked(url, normalize_base_url), headers)
+
+
+def _checked(url: Sourced, normalize: Any) -> str:
+    """Normalize a URL, saying where the bad value came from when it is invalid."""
+    assert url.value is not None
+    try:
+        return cast(str, normalize(url.value))
+    except UserError as exc:
+        where = "the environment" if url.source == "env" else "config.toml"
+        raise UserError(f"{exc.message} (from {where})") from exc
+
+
+def build_catalog(config: Config) -> Catalog:
+    return Catalog.build(config.user_models.values())
+
+
+def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
+    """An alias, a cataloged upstream id, or any raw upstream id containing '/'."""
+    try:
+        return catalog.resolve(name)
+    except UnknownModelError as exc:
+        if "/" in name:
+            return ad_hoc_spec(name)
+        raise UserError(
+            f"unknown model {name!r}; known aliases: {', '.join(exc.known)}; "
+            "add one with `cc-proxy models add`"
+        ) from exc
+
+
+def model_choice(argument: str | None, env_name: str, config_value: str | None) -> Sourced:
+    """A model name by precedence: argument, environment, config."""
+    if argument:
+        return Sourced(argument, "argument")
+    return _pick(env_name, config_value)
+
+
+def resolve_proxy_settings(
+    model: str | None,
+    *,
+    session_token: str,
+    small_model: str | None = None,
+    subagent_model: str | None = None,
+    config: Config | None = None,
+    **overrides: Any,
+) -> ProxySettings:
+    """Everything one proxy needs, from arguments, environment, config and built-in defaults."""
+    config = config if config is not None else load_config()
+    catalog = build_catalog(config)
+    provider = resolve_provider(config)
+    main_name = model_choice(model, ENV_MODEL, config.default_model).value or DEFAULT_MODEL_ALIAS
+    main_spec = resolve_model(catalog, main_name)
+    small_name = model_choice(small_model, ENV_SMALL_MODEL, config.small_model).value
+    subagent_name = model_choice(subagent_model, ENV_SUBAGENT_MODEL, config.subagent_model).value
+    tunables = {**config.proxy, **overrides}
+    allowed = {f.name for f in fields(ProxySettings)}
+    unknown = set(tunables) - allowed
+    if unknown:
+        raise TypeError(f"not ProxySettings fields: {', '.join(sorted(unknown))}")
+    tunables.setdefault("log_file", log_dir() / "proxy.log")
+    return ProxySettings(
+        provider=provider,
+        catalog=catalog,
+        main_model=main_spec,
+        small_model=resolve_model(catalog, small_name) if small_name else main_spec,
+        subagent_model=resolve_model(catalog, subagent_name) if subagent_name else None,
+        session_token=session_token,
+        **tunables,
+    )
