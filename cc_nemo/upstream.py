@@ -1,0 +1,192 @@
+"""Talking to the upstream HTTP endpoint: one POST, its timeouts, its cancellation.
+
+Knows nothing of Anthropic or OpenAI shapes: bytes go out, a status, headers and a body
+(whole or chunk by chunk) come back. The retry policy's arithmetic lives here too; which
+failures are worth retrying is decided by the caller (it needs the error mapping).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Mapping
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from cc_nemo import __version__
+
+USER_AGENT = f"cc-proxy/{__version__}"
+# A retry-after longer than this is left to Claude Code's own retry loop (it honours it).
+MAX_HONOURED_RETRY_AFTER = 5.0
+# Error bodies are small; cap what we read of them so a broken upstream can't stall us.
+MAX_ERROR_BODY_BYTES = 256 * 1024
+# Pool size: Claude Code runs subagents in parallel; more than this queue for a slot.
+MAX_CONNECTIONS = 100
+
+
+class UpstreamConnectError(Exception):
+    """The upstream could not be reached (DNS, refused, TLS, reset before an answer)."""
+
+
+class UpstreamTimeout(Exception):
+    """The upstream stayed silent longer than allowed."""
+
+    def __init__(self, phase: str, seconds: float) -> None:
+        super().__init__(f"no {phase} from the upstream within {seconds:g} s")
+        self.phase = phase
+        self.seconds = seconds
+
+
+def create_session(*, connect_timeout: float) -> aiohttp.ClientSession:
+    """The one client session a proxy uses for its whole life.
+
+    Only the socket connect is bounded here; first-byte and read silences are bounded per
+    call, because a reasoning model may legitimately think for minutes."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_timeout),
+        connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+        # Honour HTTPS_PROXY/NO_PROXY like other developer tools do.
+        trust_env=True,
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+class UpstreamReply:
+    """An upstream response whose status and headers have arrived; the body is read on demand."""
+
+    def __init__(self, response: aiohttp.ClientResponse, *, read_timeout: float) -> None:
+        self._response = response
+        self._read_timeout = read_timeout
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self._response.status < 300
+
+    @property
+    def headers(self) -> CIMultiDictProxy[str]:
+        return self._response.headers
+
+    @property
+    def content_type(self) -> str:
+        return self._response.content_type.lower()
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self.content_type == "text/event-stream"
+
+    @property
+    def retry_after(self) -> str | None:
+        return self._response.headers.get("retry-after")
+
+    def next_chunk(self) -> asyncio.Future[bytes]:
+        """The next piece of body as soon as any arrives (b"" at the end).
+
+        A future, not a timed read: the caller waits on it with its own deadline and sends
+        pings meanwhile. Raises aiohttp.ClientPayloadError when the upstream drops mid-body."""
+        return asyncio.ensure_future(self._response.content.readany())
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole (remaining) body, each read bounded by the read timeout; `limit` truncates."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                chunk = await asyncio.wait_for(
+                    self._response.content.readany(), timeout=self._read_timeout
+                )
+            except asyncio.TimeoutError:
+                raise UpstreamTimeout("data", self._read_timeout) from None
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if limit is not None and size >= limit:
+                break
+        body = b"".join(parts)
+        return body if limit is None else body[:limit]
+
+    def close(self) -> None:
+        """Drop the connection (an unfinished body can't go back to the pool)."""
+        self._response.close()
+
+
+class UpstreamClient:
+    """POSTs to one upstream URL with fixed provider headers."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        url: str,
+        headers: Mapping[str, str],
+        first_byte_timeout: float,
+        read_timeout: float,
+    ) -> None:
+        self._session = session
+        self.url = url
+        self._headers = dict(headers)
+        self.first_byte_timeout = first_byte_timeout
+        self.read_timeout = read_timeout
+
+    async def post(self, body: bytes, *, headers: Mapping[str, str]) -> UpstreamReply:
+        """Send one request and wait (at most first_byte_timeout) for the status line and headers.
+
+        Cancelling the caller cancels the request and closes its connection."""
+        merged = {**headers, **self._headers}
+        try:
+            response = await asyncio.wait_for(
+                self._session.post(self.url, data=body, headers=merged, allow_redirects=False),
+                timeout=self.first_byte_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout("response", self.first_byte_timeout) from None
+        except aiohttp.InvalidURL as exc:
+            raise UpstreamConnectError(f"invalid upstream URL: {exc}") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamConnectError(_describe_connect_error(exc)) from None
+        return UpstreamReply(response, read_timeout=self.read_timeout)
+
+
+def _describe_connect_error(exc: BaseException) -> str:
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc.os_error}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the upstream closed the connection before answering"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a `retry-after` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def retry_delay(attempt: int, *, base_delay: float, retry_after: str | None) -> float | None:
+    """Seconds to wait before proxy-side retry number `attempt` (0-based), or None when the
+    upstream asked for a wait long enough that Claude Code's own retry loop should own it."""
+    backoff = base_delay * (2**attempt)
+    asked = parse_retry_after(retry_after)
+    if asked is None:
+        return backoff
+    if asked > MAX_HONOURED_RETRY_AFTER:
+        return None
+    return max(backoff, asked)
