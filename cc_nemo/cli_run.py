@@ -1,0 +1,169 @@
+"""The `run` and `serve` commands, registered on the main typer app by `cli.py`.
+
+Only typer and the stdlib are imported here: `cc-proxy run` must reach the claude spawn
+without paying for aiohttp, rich or keyring (see launcher.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import typer
+from typer.core import TyperCommand
+
+from cc_nemo.errors import UserError
+
+CLAUDE_ARGS_KEY = "cc_proxy.claude_args"
+TOKEN_ENV_VAR = "CC_PROXY_TOKEN"
+
+
+class ClaudePassThroughCommand(TyperCommand):
+    """A command whose arguments after the first `--` go to claude untouched, even ones that
+    look like our own options (`-- --model x`, `-- --help`)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta[CLAUDE_ARGS_KEY] = args[split + 1 :]
+            args = args[:split]
+        else:
+            ctx.meta[CLAUDE_ARGS_KEY] = []
+        return super().parse_args(ctx, args)
+
+
+def _complete_model(incomplete: str) -> list[str]:
+    from cc_nemo.cli import complete_model_alias  # cli imports this module at its own import
+
+    return complete_model_alias(incomplete)
+
+
+MODEL_HELP = "Model alias or upstream id (default: the configured default model)."
+SMALL_HELP = "Model for claude's side requests (session titles, haiku-class calls)."
+SUBAGENT_HELP = "Model for subagents (Agent tool); default: the main model."
+
+
+def run_command(
+    ctx: typer.Context,
+    model: str | None = typer.Argument(
+        None, help=MODEL_HELP, autocompletion=_complete_model, show_default=False
+    ),
+    small_model: str | None = typer.Option(
+        None, "--small-model", help=SMALL_HELP, autocompletion=_complete_model
+    ),
+    subagent_model: str | None = typer.Option(
+        None, "--subagent-model", help=SUBAGENT_HELP, autocompletion=_complete_model
+    ),
+    claude: str | None = typer.Option(
+        None,
+        "--claude",
+        metavar="PATH",
+        help="The claude executable (default: $CC_PROXY_CLAUDE, else `claude` on PATH).",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print no session summary when claude exits."
+    ),
+) -> None:
+    """Run Claude Code on MODEL through a private proxy; arguments after `--` go to claude.
+
+    Example: cc-proxy run nemotron -- -p "explain this repo" --output-format json
+    """
+    import os
+    import secrets
+
+    from cc_nemo import launcher
+    from cc_nemo.resolve import resolve_proxy_settings
+
+    claude_args = [*ctx.args, *ctx.meta.get(CLAUDE_ARGS_KEY, [])]
+    settings = resolve_proxy_settings(
+        model,
+        session_token=secrets.token_urlsafe(32),
+        small_model=small_model,
+        subagent_model=subagent_model,
+    )
+    executable = launcher.find_claude(claude, os.environ)
+
+    def launch_for(base_url: str) -> launcher.ClaudeLaunch:
+        from cc_nemo.claude_env import build_claude_env
+
+        env = build_claude_env(os.environ, settings, base_url)
+        return launcher.ClaudeLaunch(executable, claude_args, env)
+
+    code = launcher.run_claude(settings, launch_for, quiet=quiet)
+    raise typer.Exit(code)
+
+
+def serve_command(
+    model: str | None = typer.Argument(
+        None, help=MODEL_HELP, autocompletion=_complete_model, show_default=False
+    ),
+    port: int = typer.Option(0, "--port", "-p", help="Port to listen on (0: a free one)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to bind; non-loopback needs --allow-remote."
+    ),
+    allow_remote: bool = typer.Option(
+        False, "--allow-remote", help="Allow a non-loopback --host (needs an explicit token)."
+    ),
+    token_stdin: bool = typer.Option(
+        False,
+        "--token-stdin",
+        help=f"Read the client token from stdin (else ${TOKEN_ENV_VAR}, else a random one).",
+    ),
+    small_model: str | None = typer.Option(
+        None, "--small-model", help=SMALL_HELP, autocompletion=_complete_model
+    ),
+    subagent_model: str | None = typer.Option(
+        None, "--subagent-model", help=SUBAGENT_HELP, autocompletion=_complete_model
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the export lines."),
+) -> None:
+    """Run the proxy in the foreground for IDE extensions, the Agent SDK or another terminal.
+
+    Prints `export ANTHROPIC_BASE_URL=... ANTHROPIC_AUTH_TOKEN=...` lines; Ctrl-C stops it.
+    """
+    import dataclasses
+    import os
+    import sys
+
+    from cc_nemo import launcher
+    from cc_nemo.resolve import resolve_proxy_settings
+
+    token, explicit = session_token_for_serve(
+        read_stdin=sys.stdin.readline if token_stdin else None, env=os.environ
+    )
+    launcher.check_serve_host(host, allow_remote=allow_remote, token=token, explicit=explicit)
+    settings = resolve_proxy_settings(
+        model, session_token=token, small_model=small_model, subagent_model=subagent_model
+    )
+    if allow_remote:
+        settings = dataclasses.replace(settings, allow_remote=True)
+    code = launcher.serve(settings, host=host, port=port, base_env=os.environ, quiet=quiet)
+    raise typer.Exit(code)
+
+
+def session_token_for_serve(
+    *, read_stdin: Callable[[], str] | None, env: Mapping[str, str]
+) -> tuple[str, bool]:
+    """The token clients must present, and whether the user chose it: stdin (when
+    --token-stdin), else $CC_PROXY_TOKEN, else a fresh random one."""
+    if read_stdin is not None:
+        token = read_stdin().strip()
+        if not token:
+            raise UserError("--token-stdin: no token on stdin")
+        return token, True
+    token = env.get(TOKEN_ENV_VAR, "").strip()
+    if token:
+        return token, True
+    import secrets
+
+    return secrets.token_urlsafe(32), False
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `serve` to the main app."""
+    app.command(
+        "run",
+        cls=ClaudePassThroughCommand,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(run_command)
+    app.command("serve")(serve_command)
