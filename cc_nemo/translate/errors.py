@@ -1,0 +1,312 @@
+"""Upstream failures to Anthropic errors, worded so Claude Code's own recovery kicks in (WIRE.md D.7, C.3)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+_MAX_UPSTREAM_TEXT = 600
+
+# Cloudflare binding errors read "3040: Capacity temporarily exceeded".
+_CODE_IN_TEXT = re.compile(r"\b(\d{3,5})\s*:")
+_CONTEXT_OVERFLOW = re.compile(
+    r"maximum context length|context length|context window|too many tokens|"
+    r"prompt is too long|exceeds the model",
+    re.IGNORECASE,
+)
+# Figures inside the overflow texts of vLLM, OpenAI and Anthropic-style servers.
+_LIMIT_PATTERNS = (
+    re.compile(r"maximum context length (?:is|of) (\d+)", re.IGNORECASE),
+    re.compile(r"context (?:length|window|limit)(?: of| is)? (\d+)", re.IGNORECASE),
+    re.compile(r"tokens? > (\d+) maximum", re.IGNORECASE),
+)
+_INPUT_PATTERNS = (
+    re.compile(r"prompt contains (?:at least )?(\d+)", re.IGNORECASE),
+    re.compile(r"(\d+) tokens from the input", re.IGNORECASE),
+    re.compile(r"\((\d+) in the messages", re.IGNORECASE),
+    re.compile(r"messages resulted in (\d+) tokens", re.IGNORECASE),
+    re.compile(r"prompt is too long: (\d+)", re.IGNORECASE),
+    re.compile(r"input(?: length)? (?:of |is )?(\d+) tokens", re.IGNORECASE),
+)
+_OUTPUT_PATTERNS = (
+    re.compile(r"requested (\d+) output tokens", re.IGNORECASE),
+    re.compile(r"(\d+) tokens for the completion", re.IGNORECASE),
+    re.compile(r"(\d+) in the completion", re.IGNORECASE),
+)
+
+_CAPACITY = 3040
+_RATE_LIMIT = 3021
+_DAILY_QUOTA = 3036
+_GATEWAY_AUTH = 2009
+_CLOUDFLARE_AUTH = 10000
+_PERMISSION_CODES = frozenset({5018, 5016, 3023, 3041, 5035})
+_NOT_FOUND_CODES = frozenset({3042, 7003, 7001, 2001, 2008})
+_TIMEOUT_CODES = frozenset({3007, 3008})
+_TOO_LARGE_CODES = frozenset({3006})
+_SERVER_CODES = frozenset({7009})
+_KNOWN_CODES = (
+    {_CAPACITY, _RATE_LIMIT, _DAILY_QUOTA, _GATEWAY_AUTH, _CLOUDFLARE_AUTH}
+    | _PERMISSION_CODES
+    | _NOT_FOUND_CODES
+    | _TIMEOUT_CODES
+    | _TOO_LARGE_CODES
+    | _SERVER_CODES
+    | {5006, 8001, 8006, 5004, 3003, 5007}
+)
+
+
+@dataclass(frozen=True)
+class AnthropicError:
+    """An error in Anthropic's shape, plus what the proxy needs to answer and retry it."""
+
+    status: int
+    type: str
+    message: str
+    retry_after: str | None = None
+    retryable_upstream: bool = False
+
+    def body(self, request_id: str) -> dict:
+        """The JSON body of a plain HTTP error response."""
+        return {
+            "type": "error",
+            "error": {"type": self.type, "message": self.message},
+            "request_id": request_id,
+        }
+
+    def event(self) -> dict:
+        """The payload of an SSE `error` event, for failures after the stream began."""
+        return {"type": "error", "error": {"type": self.type, "message": self.message}}
+
+
+def connect_error(detail: str) -> AnthropicError:
+    """Upstream unreachable: 529 so Claude Code backs off and retries."""
+    return AnthropicError(
+        529, "overloaded_error", f"Upstream unreachable: {detail}", retryable_upstream=True
+    )
+
+
+def timeout_error(detail: str) -> AnthropicError:
+    """Upstream too slow before its first byte."""
+    return AnthropicError(504, "timeout_error", f"Upstream timed out: {detail}")
+
+
+def invalid_request(message: str) -> AnthropicError:
+    """A request we refuse before calling upstream."""
+    return AnthropicError(400, "invalid_request_error", message)
+
+
+def map_upstream_error(
+    status: int,
+    body: bytes | str,
+    *,
+    retry_after: str | None = None,
+    estimated_input_tokens: int = 0,
+    context_window: int | None = None,
+    max_tokens: int | None = None,
+) -> AnthropicError:
+    """Map an upstream HTTP error (status + raw body) to the error Claude Code should see."""
+    text, envelope_code = _parse_error_body(body)
+    code = envelope_code if envelope_code in _KNOWN_CODES else None
+    if code is None:
+        match = _CODE_IN_TEXT.search(text)
+        if match and int(match.group(1)) in _KNOWN_CODES:
+            code = int(match.group(1))
+    if code is None and envelope_code is not None and envelope_code >= 1000:
+        code = envelope_code
+
+    if _is_context_overflow(status, code, text):
+        return _context_overflow_error(text, estimated_input_tokens, context_window, max_tokens)
+
+    prefix = f"Upstream (Workers AI {code}): " if code is not None else f"Upstream {status}: "
+    detail = prefix + (text or "no error details")
+
+    if code == _CAPACITY:
+        return AnthropicError(
+            529, "overloaded_error", detail, retry_after=retry_after, retryable_upstream=True
+        )
+    if code == _RATE_LIMIT:
+        return AnthropicError(
+            429, "rate_limit_error", detail, retry_after=retry_after, retryable_upstream=True
+        )
+    if code == _DAILY_QUOTA:
+        # 402 rather than 429: the SDK would otherwise retry a quota that only resets tomorrow.
+        return AnthropicError(
+            402,
+            "billing_error",
+            detail + " (the daily free Workers AI allocation is used up; retrying will not help)",
+        )
+    if code == _GATEWAY_AUTH:
+        return AnthropicError(
+            401,
+            "authentication_error",
+            detail
+            + " (the AI Gateway token was rejected; check the gateway's authentication token)",
+        )
+    if code == _CLOUDFLARE_AUTH:
+        return AnthropicError(
+            401,
+            "authentication_error",
+            detail + " (the Cloudflare API token was rejected; check it has Workers AI permission)",
+        )
+    if code in _PERMISSION_CODES:
+        return AnthropicError(403, "permission_error", detail)
+    if code in _NOT_FOUND_CODES:
+        return AnthropicError(404, "not_found_error", detail)
+    if code in _TIMEOUT_CODES:
+        return AnthropicError(504, "timeout_error", detail)
+    if code in _TOO_LARGE_CODES:
+        return AnthropicError(413, "request_too_large", detail)
+    if code in _SERVER_CODES:
+        return AnthropicError(500, "api_error", detail, retryable_upstream=True)
+    return _map_by_status(status, detail, retry_after)
+
+
+def stream_error_from_chunk(chunk: Mapping) -> AnthropicError | None:
+    """An error payload arriving as a `data:` chunk (or a 200 body) instead of a completion."""
+    if not _is_error_payload(chunk):
+        return None
+    status = 500
+    error = chunk.get("error")
+    for candidate in (
+        error.get("code") if isinstance(error, Mapping) else None,
+        chunk.get("code"),
+        error.get("status") if isinstance(error, Mapping) else None,
+    ):
+        number = _as_int(candidate)
+        if number is not None and 400 <= number <= 599:
+            status = number
+            break
+    return map_upstream_error(status, orjson.dumps(_plain(chunk)))
+
+
+def _is_error_payload(chunk: Mapping) -> bool:
+    if chunk.get("error"):
+        return True
+    if chunk.get("success") is False and not chunk.get("choices"):
+        return True
+    return chunk.get("object") == "error"
+
+
+def _map_by_status(status: int, detail: str, retry_after: str | None) -> AnthropicError:
+    if status in (401,):
+        return AnthropicError(
+            401,
+            "authentication_error",
+            detail + " (check the Cloudflare API token and, for an authenticated gateway, "
+            "the AI Gateway token)",
+        )
+    if status == 402:
+        return AnthropicError(402, "billing_error", detail)
+    if status == 403:
+        return AnthropicError(403, "permission_error", detail)
+    if status in (404, 405):
+        return AnthropicError(404, "not_found_error", detail)
+    if status == 408:
+        return AnthropicError(504, "timeout_error", detail)
+    if status == 413:
+        return AnthropicError(413, "request_too_large", detail)
+    if status == 429:
+        return AnthropicError(429, "rate_limit_error", detail, retry_after=retry_after)
+    if status == 503:
+        return AnthropicError(
+            529, "overloaded_error", detail, retry_after=retry_after, retryable_upstream=True
+        )
+    if status == 504:
+        return AnthropicError(504, "timeout_error", detail)
+    if status >= 500:
+        return AnthropicError(500, "api_error", detail, retryable_upstream=True)
+    return AnthropicError(400, "invalid_request_error", detail)
+
+
+def _is_context_overflow(status: int, code: int | None, text: str) -> bool:
+    if status in (401, 403, 404, 429) or status >= 500:
+        return False
+    if code in (_CAPACITY, _RATE_LIMIT, _DAILY_QUOTA):
+        return False
+    return bool(_CONTEXT_OVERFLOW.search(text))
+
+
+def _context_overflow_error(
+    text: str, estimated_input: int, context_window: int | None, max_tokens: int | None
+) -> AnthropicError:
+    """Anthropic's exact wording: Claude Code compacts on the first, shrinks max_tokens on the second."""
+    limit = _first_number(_LIMIT_PATTERNS, text) or context_window
+    upstream_input = _first_number(_INPUT_PATTERNS, text)
+    requested_output = _first_number(_OUTPUT_PATTERNS, text) or max_tokens
+    prompt = upstream_input or estimated_input
+    if limit is None:
+        limit = max(prompt - 1, 1)
+    if requested_output and prompt <= limit and prompt + requested_output > limit:
+        message = (
+            "input length and `max_tokens` exceed context limit: "
+            f"{prompt} + {requested_output} > {limit}"
+        )
+    else:
+        # Upstream says the prompt overflows even if our estimate disagrees: its count wins.
+        message = f"prompt is too long: {max(prompt, limit + 1)} tokens > {limit} maximum"
+    return AnthropicError(400, "invalid_request_error", message)
+
+
+def _first_number(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:
+    for pattern in patterns:
+        match = pattern.search(text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def _parse_error_body(body: bytes | str) -> tuple[str, int | None]:
+    """Error text and code, in Cloudflare's parser order: errors[0] → error[0] → error → message."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
+    try:
+        parsed = orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, Mapping):
+        return _clip(raw.strip()), None
+    message: Any = None
+    code: Any = None
+    errors = parsed.get("errors")
+    error = parsed.get("error")
+    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+        message, code = errors[0].get("message"), errors[0].get("code")
+    elif isinstance(error, list) and error and isinstance(error[0], Mapping):
+        message, code = error[0].get("message"), error[0].get("code")
+    elif isinstance(error, Mapping):
+        message, code = error.get("message"), error.get("code")
+    elif isinstance(error, str) and error:
+        message = error
+    if not message:
+        message = parsed.get("message") or parsed.get("detail")
+    if code is None:
+        code = parsed.get("code")
+    if not isinstance(message, str) or not message:
+        message = raw.strip()
+    return _clip(message), _as_int(code)
+
+
+def _as_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_UPSTREAM_TEXT else text[:_MAX_UPSTREAM_TEXT] + "…"
+
+
+def _plain(value: Any) -> Any:
+    """orjson only serialises real dicts; chunks may be any Mapping."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
