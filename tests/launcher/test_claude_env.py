@@ -1,0 +1,174 @@
+"""The environment claude gets: pointed at the proxy, the user's own values kept where sensible."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from cc_nemo.catalog import Catalog, ModelSpec
+from cc_nemo.claude_env import (
+    MAX_OUTPUT_TOKENS_CAP,
+    REMOVED_VARS,
+    build_claude_env,
+    default_vars,
+    forced_vars,
+)
+from cc_nemo.settings import ProviderSettings, ProxySettings
+
+BASE_URL = "http://127.0.0.1:43210"
+TOKEN = "session-token-abc123"
+CATALOG = Catalog.build()
+
+
+def settings_for(
+    main: str = "nemotron", small: str | None = None, subagent: str | None = None, **extra: object
+) -> ProxySettings:
+    main_spec = CATALOG.resolve(main)
+    return ProxySettings(
+        provider=ProviderSettings("cloudflare", "http://127.0.0.1:1/v1/acct/gw"),
+        catalog=CATALOG,
+        main_model=main_spec,
+        small_model=CATALOG.resolve(small) if small else main_spec,
+        subagent_model=CATALOG.resolve(subagent) if subagent else None,
+        session_token=TOKEN,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def test_points_claude_at_the_proxy_with_the_session_token_as_bearer() -> None:
+    env = build_claude_env({}, settings_for(), BASE_URL)
+    assert env["ANTHROPIC_BASE_URL"] == BASE_URL
+    assert env["ANTHROPIC_AUTH_TOKEN"] == TOKEN
+
+
+@pytest.mark.parametrize("name", REMOVED_VARS)
+def test_removes_variables_that_would_bypass_or_confuse_the_proxy(name: str) -> None:
+    env = build_claude_env({name: "something", "HOME": "/home/u"}, settings_for(), BASE_URL)
+    assert name not in env
+    assert env["HOME"] == "/home/u"
+
+
+def test_user_cannot_override_base_url_token_or_models() -> None:
+    user_env = dict.fromkeys(forced_vars(settings_for(), BASE_URL), "user-value")
+    env = build_claude_env(user_env, settings_for(), BASE_URL)
+    assert env["ANTHROPIC_BASE_URL"] == BASE_URL
+    assert env["ANTHROPIC_AUTH_TOKEN"] == TOKEN
+    assert env["ANTHROPIC_MODEL"] == "nemotron"
+    assert "user-value" not in env.values()
+
+
+@pytest.mark.parametrize("name", sorted(default_vars(settings_for())))
+def test_user_environment_overrides_each_default(name: str) -> None:
+    env = build_claude_env({name: "42"}, settings_for(), BASE_URL)
+    assert env[name] == "42"
+
+
+def test_models_map_claude_aliases_onto_main_small_and_subagent() -> None:
+    env = build_claude_env(
+        {}, settings_for("nemotron", small="glm-flash", subagent="kimi"), BASE_URL
+    )
+    assert env["ANTHROPIC_MODEL"] == "nemotron"
+    assert env["ANTHROPIC_DEFAULT_OPUS_MODEL"] == "nemotron"
+    assert env["ANTHROPIC_DEFAULT_SONNET_MODEL"] == "nemotron"
+    assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == "glm-flash"
+    assert env["ANTHROPIC_SMALL_FAST_MODEL"] == "glm-flash"
+    assert env["CLAUDE_CODE_SUBAGENT_MODEL"] == "kimi"
+
+
+def test_subagent_defaults_to_the_main_model() -> None:
+    env = build_claude_env({}, settings_for("gpt-oss"), BASE_URL)
+    assert env["CLAUDE_CODE_SUBAGENT_MODEL"] == "gpt-oss"
+    assert env["ANTHROPIC_SMALL_FAST_MODEL"] == "gpt-oss"
+
+
+@pytest.mark.parametrize(
+    ("main", "subagent", "window"),
+    [
+        ("nemotron", None, 256_000),
+        ("gpt-oss", None, 128_000),
+        ("nemotron", "gpt-oss", 128_000),  # the smaller conversation model decides
+        ("llama", None, 24_000),
+    ],
+)
+def test_compact_window_is_the_real_context_window(
+    main: str, subagent: str | None, window: int
+) -> None:
+    env = build_claude_env({}, settings_for(main, subagent=subagent), BASE_URL)
+    assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == str(window)
+
+
+@pytest.mark.parametrize(
+    ("main", "expected"),
+    [
+        ("nemotron", MAX_OUTPUT_TOKENS_CAP),  # 256K output limit: capped
+        ("gpt-oss", 32_000),  # 32768: capped
+        ("llama", 8_192),  # below the cap: the model's own limit
+        ("gemma4", 16_384),
+    ],
+)
+def test_max_output_tokens_is_the_model_limit_capped(main: str, expected: int) -> None:
+    env = build_claude_env({}, settings_for(main), BASE_URL)
+    assert env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == str(expected)
+
+
+def test_max_output_tokens_leaves_half_the_window_for_input() -> None:
+    tiny = ModelSpec("tiny", "@cf/x/tiny", context_window=8_000, max_output_tokens=8_000)
+    catalog = Catalog.build([tiny])
+    settings = dataclasses.replace(
+        settings_for(), catalog=catalog, main_model=tiny, small_model=tiny
+    )
+    assert build_claude_env({}, settings, BASE_URL)["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "4000"
+
+
+def test_api_timeout_outlasts_the_proxy_upstream_wait() -> None:
+    assert build_claude_env({}, settings_for(), BASE_URL)["API_TIMEOUT_MS"] == "660000"
+    slow = settings_for(first_byte_timeout=1200.0)
+    assert build_claude_env({}, slow, BASE_URL)["API_TIMEOUT_MS"] == "1260000"
+    quick = settings_for(first_byte_timeout=30.0)
+    assert build_claude_env({}, quick, BASE_URL)["API_TIMEOUT_MS"] == "600000"
+
+
+def test_quiets_claude_and_keeps_it_streaming() -> None:
+    env = build_claude_env({}, settings_for(), BASE_URL)
+    for name in (
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        "DISABLE_TELEMETRY",
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL",
+        "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK",
+    ):
+        assert env[name] == "1"
+
+
+@pytest.mark.parametrize(
+    ("user_env", "expected"),
+    [
+        ({}, "127.0.0.1,localhost"),
+        ({"NO_PROXY": "corp.example"}, "corp.example,127.0.0.1,localhost"),
+        ({"no_proxy": "a.example, localhost"}, "a.example,localhost,127.0.0.1"),
+        (
+            {"NO_PROXY": "a.example", "no_proxy": "b.example,a.example"},
+            "a.example,b.example,127.0.0.1,localhost",
+        ),
+        ({"NO_PROXY": "*"}, "*,127.0.0.1,localhost"),
+    ],
+)
+def test_no_proxy_appends_loopback_to_the_users_list(
+    user_env: dict[str, str], expected: str
+) -> None:
+    env = build_claude_env(user_env, settings_for(), BASE_URL)
+    assert env["NO_PROXY"] == expected
+    assert env["no_proxy"] == expected
+
+
+def test_unrelated_user_variables_pass_through_unchanged() -> None:
+    user_env = {"PATH": "/usr/bin", "TERM": "xterm-256color", "ANTHROPIC_CUSTOM_HEADERS": "X-A: b"}
+    env = build_claude_env(user_env, settings_for(), BASE_URL)
+    for name, value in user_env.items():
+        assert env[name] == value
+
+
+def test_the_users_mapping_is_not_modified() -> None:
+    user_env = {"ANTHROPIC_API_KEY": "sk-user", "NO_PROXY": "x"}
+    build_claude_env(user_env, settings_for(), BASE_URL)
+    assert user_env == {"ANTHROPIC_API_KEY": "sk-user", "NO_PROXY": "x"}
