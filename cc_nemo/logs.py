@@ -13,6 +13,7 @@ REDACTED = "[REDACTED]"
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Marks handlers we installed, so reconfiguring replaces ours and leaves anyone else's alone.
 _OWNED_ATTR = "_cc_nemo_owned"
+LIBRARY_LOGGERS = ("aiohttp", "asyncio")
 
 
 class SecretRedactor(logging.Filter):
@@ -52,16 +53,12 @@ def secret_values(session_token: str, provider_headers: dict[str, str]) -> list[
 
 
 def configure_logging(log_file: Path | None, *, secrets: Iterable[str]) -> logging.Handler:
-    """Route the `cc_nemo` logger to `log_file` only (never the terminal); with no file, log
+    """Route the `cc_nemo` logger (and aiohttp's and asyncio's, whose warnings would otherwise
+    reach stderr through logging's last-resort handler) to `log_file` only; with no file, log
     nowhere. Replaces a handler installed by an earlier call. Returns the handler so the
     caller can close it with `close_logging`."""
-    logger = logging.getLogger(LOGGER_NAME)
-    for old in [h for h in logger.handlers if getattr(h, _OWNED_ATTR, False)]:
-        close_logging(old)
-    logger.propagate = False
     handler: logging.Handler
     if log_file is None:
-        # A NullHandler also keeps logging's last-resort stderr handler from firing.
         handler = logging.NullHandler()
     else:
         log_file = Path(log_file)
@@ -71,14 +68,25 @@ def configure_logging(log_file: Path | None, *, secrets: Iterable[str]) -> loggi
         with contextlib.suppress(OSError):
             os.chmod(log_file, 0o600)
         handler.setFormatter(logging.Formatter(_FORMAT))
-        logger.setLevel(logging.INFO)
     handler.addFilter(SecretRedactor(secrets))
     setattr(handler, _OWNED_ATTR, True)
-    logger.addHandler(handler)
+    for name in (LOGGER_NAME, *LIBRARY_LOGGERS):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if getattr(h, _OWNED_ATTR, False)]:
+            close_logging(old)
+        logger.propagate = False
+        logger.addHandler(handler)
+    if log_file is not None:
+        logging.getLogger(LOGGER_NAME).setLevel(logging.INFO)
     return handler
 
 
 def close_logging(handler: logging.Handler) -> None:
     """Detach and close a handler returned by `configure_logging`."""
-    logging.getLogger(LOGGER_NAME).removeHandler(handler)
+    for name in (LOGGER_NAME, *LIBRARY_LOGGERS):
+        logger = logging.getLogger(name)
+        if handler in logger.handlers:
+            logger.removeHandler(handler)
+            if not any(getattr(h, _OWNED_ATTR, False) for h in logger.handlers):
+                logger.propagate = True
     handler.close()

@@ -1,0 +1,455 @@
+"""The proxy's aiohttp application: routes, middlewares, lifecycle.
+
+The launcher runs it in-process next to `claude`; `cc-proxy serve` runs it alone. Imported
+lazily (aiohttp is slow to import), never by cli.py at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from cc_nemo.catalog import ModelSpec
+from cc_nemo.errors import UserError
+from cc_nemo.ids import new_request_id
+from cc_nemo.logs import close_logging, configure_logging, secret_values
+from cc_nemo.relay import (
+    Exchange,
+    MessagesRelay,
+    ProxyError,
+    error_response,
+    read_json_body,
+)
+from cc_nemo.routing import discovery_id, session_specs
+from cc_nemo.settings import ProxySettings
+from cc_nemo.translate.errors import AnthropicError, invalid_request
+from cc_nemo.translate.tokens import estimate_tokens
+from cc_nemo.upstream import UpstreamClient, create_session
+from cc_nemo.usage import RequestRecord, UsageLedger
+
+log = logging.getLogger("cc_nemo.server")
+
+SETTINGS_KEY = web.AppKey("cc_nemo.settings", ProxySettings)
+LEDGER_KEY = web.AppKey("cc_nemo.ledger", UsageLedger)
+UPSTREAM_KEY = web.AppKey("cc_nemo.upstream", UpstreamClient)
+RELAY_KEY = web.AppKey("cc_nemo.relay", MessagesRelay)
+# Upstream model ids that rejected tool_choice "required" this session (WIRE.md C.8).
+TOOL_CHOICE_FALLBACK_KEY = web.AppKey("cc_nemo.tool_choice_fallback", set)
+
+REQUEST_ID = "cc_nemo.request_id"
+EXCHANGE = "cc_nemo.exchange"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MESSAGES_PATH = "/v1/messages"
+# Fixed so listings are stable; Claude Code only reads id and display_name.
+MODELS_CREATED_AT = "2026-01-01T00:00:00Z"
+# How long stop() lets in-flight requests finish before cancelling them.
+SHUTDOWN_GRACE = 1.0
+# Status recorded when the client went away before the answer was complete (nginx's 499).
+CLIENT_CLOSED = 499
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+# ---- app factory -----------------------------------------------------------------------------
+
+
+def create_app(settings: ProxySettings, *, ledger: UsageLedger | None = None) -> web.Application:
+    """The proxy app for one session; the upstream session lives in cleanup_ctx."""
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[_outer_middleware, _host_middleware, _auth_middleware],
+    )
+    app[SETTINGS_KEY] = settings
+    app[LEDGER_KEY] = ledger if ledger is not None else UsageLedger()
+    app[TOOL_CHOICE_FALLBACK_KEY] = set()
+    app.cleanup_ctx.append(_logging_ctx)
+    app.cleanup_ctx.append(_upstream_ctx)
+    app.on_response_prepare.append(_add_request_id)
+
+    app.router.add_post(MESSAGES_PATH, _messages)
+    app.router.add_post("/v1/messages/count_tokens", _count_tokens)
+    app.router.add_get("/v1/models", _list_models)
+    app.router.add_get("/v1/models/{model_id}", _get_model)
+    app.router.add_get("/", _health)
+    app.router.add_get("/api/hello", _health)
+    return app
+
+
+async def _logging_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    handler = configure_logging(
+        settings.log_file,
+        secrets=secret_values(settings.session_token, settings.provider.headers),
+    )
+    log.info(
+        "proxy starting: provider=%s main=%s small=%s",
+        settings.provider.kind,
+        settings.main_model.alias,
+        settings.small_model.alias,
+    )
+    yield
+    log.info("proxy stopped: %s", app[LEDGER_KEY].summary().render().replace("\n", "; "))
+    close_logging(handler)
+
+
+async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    session = create_session(connect_timeout=settings.connect_timeout)
+    upstream = UpstreamClient(
+        session,
+        url=settings.provider.chat_completions_url,
+        headers=settings.provider.headers,
+        first_byte_timeout=settings.first_byte_timeout,
+        read_timeout=settings.read_timeout,
+    )
+    app[UPSTREAM_KEY] = upstream
+    app[RELAY_KEY] = MessagesRelay(
+        settings, upstream, forced_tool_choice_rejected=app[TOOL_CHOICE_FALLBACK_KEY]
+    )
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["request-id"] = request.get(REQUEST_ID) or new_request_id()
+
+
+# ---- middlewares -----------------------------------------------------------------------------
+
+
+@web.middleware
+async def _outer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, Anthropic-shaped errors (never a traceback), the log line, the ledger."""
+    request_id = new_request_id()
+    request[REQUEST_ID] = request_id
+    started = time.monotonic()
+    exchange: Exchange | None = None
+    if request.method == "POST" and request.path == MESSAGES_PATH:
+        exchange = Exchange(request_id=request_id, started=started)
+        request[EXCHANGE] = exchange
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except ProxyError as exc:
+            response = _error_reply(exc.error, request_id, exchange)
+        except web.HTTPException as exc:
+            response = _error_reply(_http_exception_error(request, exc), request_id, exchange)
+        except (asyncio.CancelledError, ConnectionResetError):
+            status = CLIENT_CLOSED
+            if exchange is not None:
+                exchange.client_gone = True
+            raise
+        except Exception:
+            log.exception("%s unhandled error", request_id)
+            response = _error_reply(
+                AnthropicError(
+                    500, "api_error", "internal proxy error (details in the cc-proxy log)"
+                ),
+                request_id,
+                exchange,
+            )
+        status = CLIENT_CLOSED if exchange is not None and exchange.client_gone else response.status
+        return response
+    finally:
+        _finish(request, exchange, status, started)
+
+
+def _error_reply(error: AnthropicError, request_id: str, exchange: Exchange | None) -> web.Response:
+    if exchange is not None:
+        exchange.error_type = error.type
+    return error_response(error, request_id)
+
+
+def _http_exception_error(request: web.Request, exc: web.HTTPException) -> AnthropicError:
+    if exc.status == 413:
+        limit = request.app[SETTINGS_KEY].max_body_bytes
+        return AnthropicError(
+            413,
+            "request_too_large",
+            f"Request too large: the body exceeds the {limit // (1024 * 1024)} MiB limit",
+        )
+    if exc.status in (404, 405):
+        return AnthropicError(
+            404, "not_found_error", f"{request.method} {request.path} is not served by cc-proxy"
+        )
+    kind = "invalid_request_error" if exc.status < 500 else "api_error"
+    return AnthropicError(exc.status, kind, exc.reason or "request failed")
+
+
+def _finish(request: web.Request, exchange: Exchange | None, status: int, started: float) -> None:
+    duration_ms = (time.monotonic() - started) * 1000
+    request_id = request[REQUEST_ID]
+    if exchange is None:
+        log.info(
+            "%s %s %s status=%d duration_ms=%.0f",
+            request_id,
+            request.method,
+            request.path,
+            status,
+            duration_ms,
+        )
+        return
+    usage = exchange.usage
+    input_tokens = usage.input_tokens if usage else 0
+    output_tokens = usage.output_tokens if usage else 0
+    cached = usage.cache_read_input_tokens if usage else 0
+    error_type = exchange.error_type
+    if status == CLIENT_CLOSED and error_type is None:
+        error_type = "client_closed"
+    cost = exchange.spec.cost_usd(input_tokens, output_tokens, cached) if exchange.spec else 0.0
+    record = RequestRecord(
+        request_id=request_id,
+        model=exchange.requested_model,
+        upstream_model=exchange.upstream_model,
+        status=status,
+        stream=exchange.stream,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cached,
+        cost_usd=cost,
+        ttft_ms=exchange.ttft_ms,
+        duration_ms=duration_ms,
+        error_type=error_type,
+    )
+    request.app[LEDGER_KEY].record(record)
+    log.info(
+        "%s POST %s model=%s upstream=%s status=%d stream=%s in=%d out=%d cached=%d "
+        "ttft_ms=%s duration_ms=%.0f attempts=%d error=%s%s",
+        request_id,
+        MESSAGES_PATH,
+        record.model or "-",
+        record.upstream_model or "-",
+        status,
+        "yes" if record.stream else "no",
+        input_tokens,
+        output_tokens,
+        cached,
+        f"{record.ttft_ms:.0f}" if record.ttft_ms is not None else "-",
+        duration_ms,
+        exchange.upstream_attempts,
+        error_type or "-",
+        f" notes={'; '.join(exchange.notes)}" if exchange.notes else "",
+    )
+
+
+def is_loopback_host(host_header: str | None) -> bool:
+    """Whether a Host header names this machine's loopback (any port): DNS-rebinding guard."""
+    if not host_header:
+        return False
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        name = host[1 : host.find("]")] if "]" in host else host[1:]
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name.rstrip(".") in LOOPBACK_HOSTS
+
+
+@web.middleware
+async def _host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse requests addressed to another name: a web page can't reach us by DNS rebinding."""
+    if not request.app[SETTINGS_KEY].allow_remote and not is_loopback_host(
+        request.headers.get("Host")
+    ):
+        raise ProxyError(
+            AnthropicError(
+                403,
+                "permission_error",
+                "cc-proxy only answers requests addressed to 127.0.0.1 or localhost",
+            )
+        )
+    return await handler(request)
+
+
+def _presented_tokens(request: web.Request) -> list[str]:
+    tokens = []
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        tokens.append(credential.strip())
+    api_key = request.headers.get("x-api-key", "").strip()
+    if api_key:
+        tokens.append(api_key)
+    return tokens
+
+
+def token_matches(presented: str, expected: str) -> bool:
+    """Constant-time comparison (bytes, so non-ASCII input can't raise)."""
+    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+
+
+@web.middleware
+async def _auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Everything under /v1 needs the session token (Bearer or x-api-key)."""
+    if request.path == "/v1" or request.path.startswith("/v1/"):
+        expected = request.app[SETTINGS_KEY].session_token
+        # Check every presented credential, no early exit: timing says nothing about which.
+        matches = [token_matches(token, expected) for token in _presented_tokens(request)]
+        if not any(matches):
+            raise ProxyError(
+                AnthropicError(
+                    401,
+                    "authentication_error",
+                    "invalid or missing cc-proxy session token (send it as "
+                    "'Authorization: Bearer <token>' or 'x-api-key')",
+                )
+            )
+    return await handler(request)
+
+
+# ---- handlers --------------------------------------------------------------------------------
+
+
+async def _messages(request: web.Request) -> web.StreamResponse:
+    return await request.app[RELAY_KEY].handle(request, request[EXCHANGE])
+
+
+async def _count_tokens(request: web.Request) -> web.Response:
+    """A local estimate (Workers AI has no tokenizer endpoint); never 0 for a real request."""
+    payload = await read_json_body(request)
+    if not isinstance(payload, dict):
+        raise ProxyError(invalid_request("request body must be a JSON object"))
+    if "model" not in payload:
+        raise ProxyError(invalid_request("model: field required"))
+    if not isinstance(payload["model"], str):
+        raise ProxyError(invalid_request("model: must be a string"))
+    if "messages" not in payload:
+        raise ProxyError(invalid_request("messages: field required"))
+    if not isinstance(payload["messages"], list):
+        raise ProxyError(invalid_request("messages: must be a list"))
+    return _json({"input_tokens": max(1, estimate_tokens(payload))})
+
+
+def _model_info(settings: ProxySettings, spec: ModelSpec) -> dict[str, Any]:
+    role = ""
+    if spec == settings.main_model:
+        role = ", main"
+    elif spec == settings.small_model:
+        role = ", small"
+    return {
+        "type": "model",
+        "id": discovery_id(spec.alias),
+        "display_name": f"{spec.alias} ({spec.model.removeprefix('workers-ai/')}{role})",
+        "created_at": MODELS_CREATED_AT,
+        "max_input_tokens": spec.context_window,
+        "max_tokens": spec.max_output_tokens,
+    }
+
+
+async def _list_models(request: web.Request) -> web.Response:
+    """Anthropic's list shape; ids contain "claude" so gateway discovery keeps them."""
+    settings = request.app[SETTINGS_KEY]
+    models = [_model_info(settings, spec) for spec in session_specs(settings)]
+    ids = [m["id"] for m in models]
+    after_id = request.query.get("after_id")
+    before_id = request.query.get("before_id")
+    if after_id in ids:
+        models = models[ids.index(after_id) + 1 :]
+    elif before_id in ids:
+        models = models[: ids.index(before_id)]
+    try:
+        limit = int(request.query.get("limit", "20"))
+    except ValueError:
+        raise ProxyError(invalid_request("limit: must be an integer")) from None
+    limit = min(max(limit, 1), 1000)
+    page = models[-limit:] if before_id in ids and after_id not in ids else models[:limit]
+    return _json(
+        {
+            "data": page,
+            "has_more": len(page) < len(models),
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+        }
+    )
+
+
+async def _get_model(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    wanted = request.match_info["model_id"]
+    for spec in session_specs(settings):
+        if wanted in (discovery_id(spec.alias), spec.alias):
+            return _json(_model_info(settings, spec))
+    raise ProxyError(AnthropicError(404, "not_found_error", f"model: {wanted!r} not found"))
+
+
+async def _health(request: web.Request) -> web.Response:
+    """Claude Code probes HEAD / or HEAD /api/hello at start-up, without auth headers."""
+    return _json({"status": "ok", "service": "cc-proxy"})
+
+
+def _json(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningProxy:
+    """A started proxy; `stop()` closes the listener, in-flight requests and the upstream session."""
+
+    url: str
+    port: int
+    ledger: UsageLedger = field(repr=False)
+    _runner: web.AppRunner = field(repr=False)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+def _is_loopback_address(host: str) -> bool:
+    return host.strip("[]").lower() in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+async def start_proxy(
+    settings: ProxySettings,
+    *,
+    ledger: UsageLedger | None = None,
+    sock: socket.socket | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> RunningProxy:
+    """Serve the proxy on an already listening `sock`, or bind host:port (port 0: any free)."""
+    if sock is None and not _is_loopback_address(host) and not settings.allow_remote:
+        raise UserError(
+            f"refusing to listen on {host}: cc-proxy binds 127.0.0.1 only unless remote access "
+            "is explicitly allowed with a session token"
+        )
+    ledger = ledger if ledger is not None else UsageLedger()
+    app = create_app(settings, ledger=ledger)
+    runner = web.AppRunner(
+        app,
+        # A client that disconnects cancels its handler, which cancels the upstream request.
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_GRACE,
+        logger=logging.getLogger("cc_nemo.http"),
+    )
+    await runner.setup()
+    try:
+        site: web.BaseSite = (
+            web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port)
+        )
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = runner.addresses[0][:2]
+    url_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return RunningProxy(
+        url=f"http://{url_host}:{bound_port}", port=bound_port, ledger=ledger, _runner=runner
+    )
