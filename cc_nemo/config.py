@@ -89,6 +89,11 @@ def log_dir() -> Path:
     return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
 
 
+def proxy_log_path() -> Path:
+    """Where `run`/`serve` write the proxy's log (never the terminal)."""
+    return log_dir() / "proxy.log"
+
+
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) and make it 0700: it holds the secrets fallback file."""
     path.mkdir(parents=True, exist_ok=True)

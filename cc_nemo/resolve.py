@@ -13,7 +13,7 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from cc_nemo.catalog import DEFAULT_MODEL_ALIAS, Catalog, ModelSpec, UnknownModelError, ad_hoc_spec
-from cc_nemo.config import PROVIDERS, Config, load_config, log_dir
+from cc_nemo.config import PROVIDERS, Config, load_config, proxy_log_path
 from cc_nemo.errors import UserError
 from cc_nemo.settings import ProviderKind, ProviderSettings, ProxySettings
 
@@ -241,7 +241,7 @@ def resolve_proxy_settings(
     unknown = set(tunables) - allowed
     if unknown:
         raise TypeError(f"not ProxySettings fields: {', '.join(sorted(unknown))}")
-    tunables.setdefault("log_file", log_dir() / "proxy.log")
+    tunables.setdefault("log_file", proxy_log_path())
     return ProxySettings(
         provider=provider,
         catalog=catalog,

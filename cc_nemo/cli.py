@@ -1,0 +1,90 @@
+"""The `cc-proxy` command line: parse, dispatch, and turn every failure into one line.
+
+Imports stay light here (typer + stdlib + our small modules) so `cc-proxy --help`
+is fast; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from cc_nemo import __version__, cli_login, cli_models, cli_status
+from cc_nemo.cli_common import PROG, error_line
+from cc_nemo.cli_models import complete_model_alias
+from cc_nemo.errors import UserError
+
+__all__ = ["app", "complete_model_alias", "main"]
+
+DEBUG_ENV = "CC_PROXY_DEBUG"
+
+app = typer.Typer(
+    name=PROG,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals can hold tokens
+    # Plain click help: rendering it with rich costs ~80 ms of imports on every `--help`.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"{PROG} {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Run Claude Code on Cloudflare Workers AI (or any OpenAI-compatible model) through a local
+    translating proxy.
+
+    Start with `cc-proxy login`, then `cc-proxy run nemotron`.
+    """
+
+
+cli_login.register(app)
+cli_status.register(app)
+cli_models.register(app)
+
+
+def _register_run_commands() -> None:
+    try:
+        from cc_nemo import cli_run
+    except ImportError:  # built by another engineer; absent until then
+        return
+    cli_run.register(app)
+
+
+_register_run_commands()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point: user mistakes and crashes become one line and an exit code."""
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name=PROG)
+    except UserError as exc:
+        _fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)", 1)
+
+
+def _fail(message: str, exit_code: int) -> None:
+    sys.stderr.write(error_line(message) + "\n")
+    sys.stderr.flush()
+    sys.exit(exit_code)
