@@ -1,7 +1,32 @@
-"""Local input-token estimate for count_tokens and max_tokens clamping (no upstream tokenizer exists).
+"""Local input-token estimate: count_tokens answers and max_tokens clamping (Workers AI has no tokenizer).
 
-Calibration (figures to be refined against a real tokenizer): ASCII text/code/JSON at
-3.6 characters per token; other characters at about one token each; images 1600 tokens.
+A linear model over character classes, fitted against two real tokenizers (OpenAI o200k_base
+via the `bpe-openai` package, and Claude's published legacy tokenizer shipped in
+`anthropic==0.37.1`) on Claude Code's own request text (captured from the 2.1.330 client),
+Python source, `cat -n` Read results, this project's design docs and man pages:
+
+    tokens = 0.22 * (letters + whitespace) + 0.9 * digits + 0.45 * punctuation
+             + 1.0 * non-ASCII characters, + 1600 per image, + small per-message overheads
+
+| corpus                                   | chars   | o200k  | Claude | estimate | /o200k | /Claude |
+| ---------------------------------------- | ------- | ------ | ------ | -------- | ------ | ------- |
+| Claude Code system prompt (prose)        | 7,090   | 1,529  | 1,645  | 1,672    | 1.09   | 1.02    |
+| Claude Code tool descriptions            | 39,323  | 9,096  | 9,505  | 9,483    | 1.04   | 1.00    |
+| Claude Code tool schemas (compact JSON)  | 19,046  | 4,386  | 4,520  | 5,198    | 1.19   | 1.15    |
+| Claude Code environment message          | 8,829   | 2,034  | 2,147  | 2,117    | 1.04   | 0.99    |
+| design docs (markdown, some Unicode)     | 113,560 | 32,960 | 35,720 | 31,968   | 0.97   | 0.89    |
+| Read result, 500 numeric-heavy lines     | 32,978  | 13,502 | 13,174 | 13,265   | 0.98   | 1.01    |
+| Python source (aiohttp)                  | 257,671 | 55,377 | 58,065 | 63,331   | 1.14   | 1.09    |
+| Read result, 500 lines of aiohttp        | 20,080  | 5,591  | 5,233  | 5,858    | 1.05   | 1.12    |
+| Chinese man pages                        | 19,868  | 7,707  | 8,748  | 6,922    | 0.90   | 0.79    |
+| German man pages                         | 50,878  | 15,202 | 18,191 | 12,869   | 0.85   | 0.71    |
+| Japanese man pages                       | 30,950  | 17,598 | 22,309 | 20,780   | 1.18   | 0.93    |
+
+So English prose/code/JSON lands at about 4.0-4.6 characters per token and within 20% of
+both tokenizers; a plain characters/4 rule is 40% low on number-heavy `cat -n` output. Claude
+Code refuses a Read result above 25,000 counted tokens, so the estimate must never run far
+high: a 40 KB 500-line `cat -n` file comes out near 12,000. Counting works on bytes with
+`bytes.translate` so a 2 MB request costs a few milliseconds.
 """
 
 from __future__ import annotations
@@ -11,40 +36,59 @@ from typing import Any
 
 import orjson
 
-ASCII_CHARS_PER_TOKEN = 3.6
-NON_ASCII_TOKENS_PER_CHAR = 1.0
+LETTER_AND_SPACE_TOKENS = 0.22
+DIGIT_TOKENS = 0.9
+PUNCTUATION_TOKENS = 0.45
+NON_ASCII_TOKENS = 1.0
 IMAGE_TOKENS = 1600
 MESSAGE_OVERHEAD_TOKENS = 4
 TOOL_OVERHEAD_TOKENS = 8
 REQUEST_OVERHEAD_TOKENS = 3
 
+_LETTERS_AND_SPACE = bytes(range(65, 91)) + bytes(range(97, 123)) + b" \t\n\r"
+_DIGITS = bytes(range(48, 58))
+_NON_ASCII = bytes(range(128, 256))
+_UTF8_LEADING = bytes(range(192, 256))
+
 
 class _Tally:
-    """Sums characters by class; cheap enough to run on every multi-megabyte request."""
+    """Collects text, then counts character classes once over all of it."""
 
-    __slots__ = ("ascii_chars", "extra_tokens", "non_ascii_chars")
+    __slots__ = ("extra_tokens", "texts")
 
     def __init__(self) -> None:
-        self.ascii_chars = 0
-        self.non_ascii_chars = 0
+        self.texts: list[str] = []
         self.extra_tokens = 0
 
     def add(self, text: object) -> None:
-        if not isinstance(text, str) or not text:
-            return
-        if text.isascii():
-            self.ascii_chars += len(text)
-            return
-        non_ascii = len(text) - len(text.encode("ascii", "ignore"))
-        self.non_ascii_chars += non_ascii
-        self.ascii_chars += len(text) - non_ascii
+        if isinstance(text, str) and text:
+            self.texts.append(text)
 
     def tokens(self) -> int:
-        return (
-            round(self.ascii_chars / ASCII_CHARS_PER_TOKEN)
-            + round(self.non_ascii_chars * NON_ASCII_TOKENS_PER_CHAR)
-            + self.extra_tokens
-        )
+        return estimate_text_tokens("\n".join(self.texts)) + self.extra_tokens
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Tokens of plain text by the calibrated character-class model above."""
+    if not text:
+        return 0
+    data = text.encode("utf-8", "surrogatepass")
+    # Letters and whitespace are most of any request: drop them first so the remaining
+    # passes run over a small rest.
+    rest = data.translate(None, _LETTERS_AND_SPACE)
+    letters_and_space = len(data) - len(rest)
+    without_digits = rest.translate(None, _DIGITS)
+    digits = len(rest) - len(without_digits)
+    ascii_punctuation = len(without_digits.translate(None, _NON_ASCII))
+    # One leading byte per non-ASCII character; continuation bytes are not counted.
+    non_ascii_chars = len(without_digits) - len(without_digits.translate(None, _UTF8_LEADING))
+    estimate = (
+        LETTER_AND_SPACE_TOKENS * letters_and_space
+        + DIGIT_TOKENS * digits
+        + PUNCTUATION_TOKENS * ascii_punctuation
+        + NON_ASCII_TOKENS * non_ascii_chars
+    )
+    return max(round(estimate), 1)
 
 
 def estimate_tokens(request: Mapping) -> int:
