@@ -46,7 +46,11 @@ SUBAGENT_HELP = "Model for subagents (Agent tool); default: the main model."
 def run_command(
     ctx: typer.Context,
     model: str | None = typer.Argument(
-        None, help=MODEL_HELP, autocompletion=_complete_model, show_default=False
+        None,
+        metavar="MODEL",
+        help=MODEL_HELP,
+        autocompletion=_complete_model,
+        show_default=False,
     ),
     small_model: str | None = typer.Option(
         None, "--small-model", help=SMALL_HELP, autocompletion=_complete_model
@@ -95,9 +99,13 @@ def run_command(
 
 def serve_command(
     model: str | None = typer.Argument(
-        None, help=MODEL_HELP, autocompletion=_complete_model, show_default=False
+        None,
+        metavar="MODEL",
+        help=MODEL_HELP,
+        autocompletion=_complete_model,
+        show_default=False,
     ),
-    port: int = typer.Option(0, "--port", "-p", help="Port to listen on (0: a free one)."),
+    port: int = typer.Option(0, "--port", help="Port to listen on (0: a free one)."),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind; non-loopback needs --allow-remote."
     ),

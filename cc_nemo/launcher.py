@@ -107,24 +107,35 @@ def log_file_path(settings: ProxySettings) -> Path:
 
 
 @contextlib.contextmanager
-def logging_to_file(path: Path) -> Iterator[None]:
-    """Send every log record (ours, aiohttp's, asyncio's, warnings) to `path` and none to the
-    terminal: with a handler on the root logger, logging's last-resort stderr handler never runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def logging_to_file(settings: ProxySettings) -> Iterator[Path]:
+    """Send every log record (ours, aiohttp's, asyncio's, warnings) to the session's log file,
+    secrets redacted, and nothing to the terminal, which belongs to claude."""
+    from cc_nemo.logs import SecretRedactor, close_logging, configure_logging, secret_values
+
+    path = log_file_path(settings)
+    secrets = secret_values(settings.session_token, settings.provider.headers)
+    # Our own loggers (the server re-installs the same handler while it runs).
+    own = configure_logging(path, secrets=secrets)
+    # Everyone else's (aiohttp, asyncio, py.warnings) through the root logger.
+    other = logging.FileHandler(path, encoding="utf-8")
+    other.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    other.addFilter(SecretRedactor(secrets))
     root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
+    saved = (root.level, logging.lastResort, logging.raiseExceptions)
+    root.addHandler(other)
     root.setLevel(logging.INFO)
+    # A record with no handler, or a failing handler, would otherwise be printed on stderr.
+    logging.lastResort = None
+    logging.raiseExceptions = False
     logging.captureWarnings(True)
     try:
-        yield
+        yield path
     finally:
         logging.captureWarnings(False)
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
-        handler.close()
+        root.removeHandler(other)
+        other.close()
+        close_logging(own)
+        root.level, logging.lastResort, logging.raiseExceptions = saved
 
 
 def _send(process: asyncio.subprocess.Process, sig: int) -> None:
@@ -233,9 +244,9 @@ async def run_session(
         proxy = await _serve_or_stop_claude(settings, sock, ledger, process)
         try:
             returncode = await process.wait()
+            log.info("claude exited with %d; stopping the proxy", returncode)
         finally:
             await proxy.stop()
-        log.info("claude exited with %d; proxy stopped", returncode)
         return SessionResult(exit_code_of(returncode), ledger)
     finally:
         relay.uninstall()
@@ -273,7 +284,7 @@ def run_claude(
     port = sock.getsockname()[1]
     launch = launch_for_url(base_url_for(LOOPBACK_HOST, port))
     try:
-        with logging_to_file(log_file_path(settings)):
+        with logging_to_file(settings):
             log.info("session on port %d, model %s", port, settings.main_model.model)
             result = asyncio.run(run_session(settings, launch, sock))
     finally:
@@ -314,13 +325,12 @@ def export_lines(variables: Mapping[str, str], unset: Sequence[str]) -> list[str
 
 async def serve_forever(
     settings: ProxySettings,
+    sock: socket.socket,
     *,
-    host: str,
-    port: int,
     ledger: UsageLedger,
-    announce: Callable[[str, int], None],
+    announce: Callable[[], None],
 ) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+    """Serve on `sock` in the foreground until SIGINT or SIGTERM, then stop gracefully."""
     from cc_nemo.server import start_proxy
 
     loop = asyncio.get_running_loop()
@@ -328,9 +338,9 @@ async def serve_forever(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        proxy = await start_proxy(settings, ledger=ledger, host=host, port=port)
+        proxy = await start_proxy(settings, ledger=ledger, sock=sock)
         try:
-            announce(host, proxy.port)
+            announce()
             await stop.wait()
             log.info("stop requested")
         finally:
@@ -352,14 +362,17 @@ def serve(
 ) -> int:
     """`cc-proxy serve`: print the variables a client needs, serve until Ctrl-C, exit 0."""
     from cc_nemo.claude_env import REMOVED_VARS, proxy_vars
+    from cc_nemo.usage import UsageLedger
 
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     log_path = log_file_path(settings)
+    sock = open_listen_socket(host, port)
+    base_url = base_url_for(host, sock.getsockname()[1])
 
-    def announce(bound_host: str, bound_port: int) -> None:
-        base_url = base_url_for(bound_host, bound_port)
+    def announce() -> None:
         variables = proxy_vars(settings, base_url, base_env)
+        # NO_PROXY is only about this machine's proxy settings; a client elsewhere has its own.
         variables.pop("NO_PROXY")
         variables.pop("no_proxy")
         for line in export_lines(variables, REMOVED_VARS):
@@ -373,11 +386,12 @@ def serve(
                 flush=True,
             )
 
-    from cc_nemo.usage import UsageLedger
-
     ledger = UsageLedger()
-    with logging_to_file(log_path):
-        asyncio.run(serve_forever(settings, host=host, port=port, ledger=ledger, announce=announce))
+    try:
+        with logging_to_file(settings):
+            asyncio.run(serve_forever(settings, sock, ledger=ledger, announce=announce))
+    finally:
+        sock.close()
     if not quiet:
         print(ledger.summary().render(), file=err, flush=True)
     return 0

@@ -107,8 +107,10 @@ def main() -> int:
         sys.stderr.write(marker)
         sys.stderr.flush()
     if kill_with := plan.get("kill_self"):
-        signal.signal(getattr(signal, kill_with), signal.SIG_DFL)
-        os.kill(os.getpid(), getattr(signal, kill_with))
+        sig = getattr(signal, kill_with)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
         time.sleep(10)
     return int(code)
 

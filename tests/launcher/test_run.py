@@ -67,7 +67,7 @@ async def test_claude_reaches_the_proxy_with_the_sdk_streaming_and_not(
     assert report["calls"][1]["text"] == "echo: second question"
     assert report["calls"][1]["output_tokens"] > 0
     bodies = [r.body for r in upstream.requests]
-    assert [b["stream"] for b in bodies] == [False, True]
+    assert [b.get("stream", False) for b in bodies] == [False, True]
     assert {b["model"] for b in bodies} == {"workers-ai/@cf/nvidia/nemotron-3-120b-a12b"}
     assert all(
         r.headers["cf-aig-authorization"] == f"Bearer {GATEWAY_TOKEN}" for r in upstream.requests
