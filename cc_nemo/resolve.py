@@ -160,10 +160,16 @@ def resolve_provider(config: Config) -> ProviderSettings:
     kind = cast(ProviderKind, provider_kind(config).value)
     if kind == "cloudflare":
         url = gateway_url(config)
-        aig_token, _ = get_secret("aig_token")
+        aig_token, aig_source = get_secret("aig_token")
         if not url.value or not aig_token:
             raise UserError(NO_CREDENTIALS)
-        cloudflare_token, _ = get_secret("cloudflare_api_token")
+        # Gateway token from the environment (CI, containers): take the optional API token from
+        # there too, so `cc-proxy run` never imports keyring (~90 ms) before claude starts.
+        cloudflare_token = (
+            os.environ.get("CLOUDFLARE_API_TOKEN", "").strip() or None
+            if aig_source == "env"
+            else get_secret("cloudflare_api_token")[0]
+        )
         headers = {"cf-aig-authorization": f"Bearer {aig_token}"}
         if cloudflare_token:
             headers["Authorization"] = f"Bearer {cloudflare_token}"
