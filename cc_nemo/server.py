@@ -45,8 +45,10 @@ RELAY_KEY = web.AppKey("cc_nemo.relay", MessagesRelay)
 # Upstream model ids that rejected tool_choice "required" this session (WIRE.md C.8).
 TOOL_CHOICE_FALLBACK_KEY = web.AppKey("cc_nemo.tool_choice_fallback", set)
 
-REQUEST_ID = "cc_nemo.request_id"
-EXCHANGE = "cc_nemo.exchange"
+# Per-request state; typed keys where aiohttp has them (3.12+), plain strings before.
+_RequestKey: Any = getattr(web, "RequestKey", None)
+REQUEST_ID: Any = _RequestKey("cc_nemo.request_id", str) if _RequestKey else "cc_nemo.request_id"
+EXCHANGE: Any = _RequestKey("cc_nemo.exchange", Exchange) if _RequestKey else "cc_nemo.exchange"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MESSAGES_PATH = "/v1/messages"
 # Fixed so listings are stable; Claude Code only reads id and display_name.

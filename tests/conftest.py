@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fixtures"]
+
 _LEAKY_ENV = (
     "CF_AI_GATEWAY_URL",
     "CF_AIG_TOKEN",
