@@ -128,8 +128,9 @@ def proxy_vars(
     settings: ProxySettings, base_url: str, base_env: Mapping[str, str]
 ) -> dict[str, str]:
     """Everything cc-proxy sets for claude, after the user's overrides (what `serve` prints)."""
-    values = {name: base_env.get(name, value) for name, value in default_vars(settings).items()}
-    values.update(forced_vars(settings, base_url))
+    values = forced_vars(settings, base_url)
+    for name, value in default_vars(settings).items():
+        values[name] = base_env.get(name, value)
     no_proxy = no_proxy_value(base_env)
     values["NO_PROXY"] = no_proxy
     values["no_proxy"] = no_proxy
