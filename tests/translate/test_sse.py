@@ -1,0 +1,96 @@
+"""SSE decoding survives any read boundary; encoding uses Anthropic's framing (PEERS.md §4 #1, #2)."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cc_nemo.translate import SSEDecoder, SSEMessage, encode_event
+
+from .support import split_at
+
+
+def decode_all(pieces: list[bytes]) -> list[SSEMessage]:
+    decoder = SSEDecoder()
+    messages: list[SSEMessage] = []
+    for piece in pieces:
+        messages += decoder.feed(piece)
+    return messages + decoder.flush()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"data: a\n\n", [SSEMessage(None, "a")]),
+        (b"data: a\r\n\r\n", [SSEMessage(None, "a")]),
+        (b"data: a\r\rdata: b\r\r", [SSEMessage(None, "a"), SSEMessage(None, "b")]),
+        (b"event: ping\ndata: {}\n\n", [SSEMessage("ping", "{}")]),
+        (b": keep-alive comment\n\ndata: x\n\n", [SSEMessage(None, "x")]),
+        (b"data: line1\ndata: line2\n\n", [SSEMessage(None, "line1\nline2")]),
+        (b"data:no-space\n\n", [SSEMessage(None, "no-space")]),
+        (b"data:  two spaces\n\n", [SSEMessage(None, " two spaces")]),
+        (b"id: 7\nretry: 100\ndata: x\n\n", [SSEMessage(None, "x")]),
+        (b"event: only-a-name\n\n", []),
+        (b"\xef\xbb\xbfdata: bom\n\n", [SSEMessage(None, "bom")]),
+        (b"data: [DONE]\n\n", [SSEMessage(None, "[DONE]")]),
+    ],
+)
+def test_decoder_parses_sse_fields_and_line_endings(raw: bytes, expected: list[SSEMessage]) -> None:
+    assert decode_all([raw]) == expected
+
+
+def test_decoder_flush_emits_a_final_message_without_blank_line() -> None:
+    assert decode_all([b"data: tail"]) == [SSEMessage(None, "tail")]
+
+
+def test_decoder_keeps_unicode_line_separators_inside_data() -> None:
+    payload = '{"t":"a\u2028b\u0085c"}'
+    assert decode_all([f"data: {payload}\n\n".encode()]) == [SSEMessage(None, payload)]
+
+
+def test_decoder_joins_a_utf8_character_split_across_reads() -> None:
+    raw = 'data: {"t":"héllo 🌍"}\n\n'.encode()
+    split = raw.index("🌍".encode()) + 2
+    assert decode_all([raw[:split], raw[split:]]) == [SSEMessage(None, '{"t":"héllo 🌍"}')]
+
+
+def test_decoder_treats_crlf_split_between_reads_as_one_line_end() -> None:
+    assert decode_all([b"data: a\r", b"\n\r", b"\ndata: b\r\n\r\n"]) == [
+        SSEMessage(None, "a"),
+        SSEMessage(None, "b"),
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payloads=st.lists(st.text(min_size=1, max_size=30), min_size=1, max_size=6),
+    newline=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=12),
+)
+def test_decoder_gives_the_same_messages_for_any_byte_split(
+    payloads: list[str], newline: bytes, cuts: list[int]
+) -> None:
+    raw = b"".join(
+        b"data: " + orjson.dumps({"t": p}) + newline + b": comment" + newline + newline
+        for p in payloads
+    )
+    expected = [SSEMessage(None, orjson.dumps({"t": p}).decode()) for p in payloads]
+    assert decode_all(split_at(raw, cuts)) == expected
+    assert decode_all([raw[i : i + 1] for i in range(len(raw))]) == expected
+
+
+def test_encode_event_has_event_line_and_compact_json_data() -> None:
+    event = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": "é\n"},
+    }
+    encoded = encode_event(event)
+    assert encoded.startswith(b"event: content_block_delta\ndata: {")
+    assert encoded.endswith(b"\n\n")
+    assert encoded.count(b"\n") == 3
+    assert decode_all([encoded]) == [
+        SSEMessage("content_block_delta", orjson.dumps(event).decode())
+    ]
