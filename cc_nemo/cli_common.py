@@ -53,8 +53,9 @@ def ask(text: str, *, secret: bool = False, default: str | None = None, flag: st
     except typer.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
             raise KeyboardInterrupt from None
-        hint = f" (pass {flag} when running without a terminal)" if flag else ""
-        raise UserError(f"no answer for {text!r}{hint}") from None
+        sys.stderr.write("\n")  # end the unanswered prompt's line
+        hint = f"; pass {flag} when running without a terminal" if flag else ""
+        raise UserError(f"no input for the prompt (stdin is closed){hint}") from None
     return str(answer).strip()
 
 

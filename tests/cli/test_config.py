@@ -112,7 +112,7 @@ def test_invalid_config_is_one_user_error_naming_the_file_and_the_problem(
 
 def test_unreadable_config_is_a_user_error_naming_the_file() -> None:
     config_path().mkdir(parents=True)  # a directory where the file should be: read fails
-    with pytest.raises(UserError, match="cannot read .*config.toml"):
+    with pytest.raises(UserError, match=r"cannot read .*config\.toml"):
         load_config()
 
 

@@ -43,9 +43,7 @@ def test_with_a_working_keyring_secrets_go_to_the_keyring_under_service_cc_proxy
     assert not secrets_file_path().exists()
 
 
-def test_storing_in_the_keyring_removes_a_stale_copy_from_the_file(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_storing_in_the_keyring_removes_a_stale_copy_from_the_file() -> None:
     set_secret("aig_token", "old-token-in-the-file-1234")
     import keyring
 
