@@ -1,0 +1,289 @@
+"""End to end: `cc-proxy run` with the real Claude Code CLI against the scripted fake upstream.
+
+The pinned client (@anthropic-ai/claude-code@2.1.330) runs headless (`-p`) in a throwaway HOME.
+It is found through $CC_PROXY_TEST_CLAUDE or `claude` on PATH; in CI a missing client fails the
+run, elsewhere the module is skipped with the reason shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fake_upstream import (
+    FakeUpstream,
+    RecordedRequest,
+    Reply,
+    cf_error,
+    chunk,
+    text_stream,
+    tool_call_stream,
+    usage_block,
+)
+from tests.launcher.harness import GATEWAY_TOKEN, cc_proxy_argv, upstream_env
+
+pytestmark = pytest.mark.e2e
+
+CLAUDE_ENV_VAR = "CC_PROXY_TEST_CLAUDE"
+PINNED = "@anthropic-ai/claude-code@2.1.330"
+NEMOTRON_ID = "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"
+RUN_TIMEOUT_S = 90.0
+
+
+def find_claude() -> str | None:
+    explicit = os.environ.get(CLAUDE_ENV_VAR)
+    if explicit:
+        return explicit
+    return shutil.which("claude")
+
+
+@pytest.fixture(scope="module")
+def claude_bin() -> str:
+    found = find_claude()
+    if found is None:
+        reason = (
+            f"the real Claude Code CLI was not found: set {CLAUDE_ENV_VAR} or put `claude` on "
+            f"PATH (npm install {PINNED})"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the end-to-end tests: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeUpstream]:
+    async with FakeUpstream() as fake:
+        yield fake
+
+
+@dataclass
+class ClaudeRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def result(self) -> dict[str, Any]:
+        """The `result` object, from `--output-format json` or the last stream-json line."""
+        lines = [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+        assert lines, f"claude printed nothing; stderr: {self.stderr}"
+        final = lines[-1]
+        assert final.get("type") == "result", final
+        return final
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+
+async def run_claude(
+    tmp_path: Path,
+    claude_bin: str,
+    upstream: FakeUpstream,
+    prompt: str,
+    *claude_args: str,
+    output_format: str = "json",
+) -> ClaudeRun:
+    """`cc-proxy run nemotron -- -p PROMPT --output-format FMT [args]` in a throwaway HOME."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(exist_ok=True)
+    work.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        **upstream_env(upstream.url),
+        "HOME": str(home),
+        "CLAUDE_CODE_MAX_RETRIES": "2",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
+    }
+    argv = cc_proxy_argv(
+        "run", "nemotron", "--quiet", "--claude", claude_bin, "--",
+        "-p", prompt, "--output-format", output_format, *claude_args,
+    )  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=work,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return ClaudeRun(process.returncode, stdout.decode(), stderr.decode())
+
+
+def chat_requests(upstream: FakeUpstream) -> list[RecordedRequest]:
+    return [r for r in upstream.requests if r.path.endswith("/chat/completions")]
+
+
+def tool_messages(request: RecordedRequest) -> list[dict[str, Any]]:
+    return [m for m in request.body["messages"] if m["role"] == "tool"]
+
+
+def assistant_tool_call_ids(request: RecordedRequest) -> list[str]:
+    return [
+        call["id"]
+        for message in request.body["messages"]
+        if message["role"] == "assistant"
+        for call in message.get("tool_calls") or []
+    ]
+
+
+def parallel_bash_stream(commands: Sequence[str]) -> list[dict[str, Any]]:
+    """Several Bash calls in one reply, each under its own index (OpenAI parallel tool calls)."""
+    chunks = [
+        chunk(
+            {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "id": f"call_parallel_{index}",
+                        "type": "function",
+                        "index": index,
+                        "function": {
+                            "name": "Bash",
+                            "arguments": json.dumps(
+                                {"command": command, "description": f"step {index}"}
+                            ),
+                        },
+                    }
+                ],
+            },
+            usage=usage_block(30, index + 1),
+        )
+        for index, command in enumerate(commands)
+    ]
+    chunks.append(chunk({}, finish_reason="tool_calls", usage=usage_block(30, 12)))
+    return chunks
+
+
+async def test_plain_answer(tmp_path: Path, claude_bin: str, upstream: FakeUpstream) -> None:
+    upstream.enqueue(Reply.stream(text_stream("The capital of France is Paris.")))
+    run = await run_claude(tmp_path, claude_bin, upstream, "What is the capital of France?")
+
+    result = run.result()
+    assert run.returncode == 0, run.stderr
+    assert result["is_error"] is False, result
+    assert result["result"] == "The capital of France is Paris."
+    assert result["usage"]["input_tokens"] == 20  # what the upstream reported
+    [request] = chat_requests(upstream)
+    assert request.path == "/v1/acct/gw/compat/chat/completions"
+    assert request.headers["cf-aig-authorization"] == f"Bearer {GATEWAY_TOKEN}"
+    assert request.body["model"] == NEMOTRON_ID
+    assert request.body["stream"] is True
+    assert "What is the capital of France?" in json.dumps(request.body["messages"])
+    assert "Bash" in [tool["function"]["name"] for tool in request.body["tools"]]
+
+
+async def test_bash_tool_round_trip(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    upstream.enqueue(
+        Reply.stream(
+            tool_call_stream(
+                "Bash", {"command": "echo tool-output-$((6*7))", "description": "Print a value"}
+            )
+        ),
+        Reply.stream(text_stream("The command printed tool-output-42.")),
+    )
+    run = await run_claude(
+        tmp_path, claude_bin, upstream, "Run the echo command.", "--allowedTools", "Bash"
+    )
+
+    result = run.result()
+    assert run.returncode == 0, run.stderr
+    assert result["is_error"] is False, result
+    assert result["result"] == "The command printed tool-output-42."
+    first, second = chat_requests(upstream)
+    assert tool_messages(first) == []
+    [tool_message] = tool_messages(second)
+    # The shell really ran: 6*7 was computed by it, not by anyone in this test.
+    assert "tool-output-42" in json.dumps(tool_message["content"])
+    assert tool_message["tool_call_id"] in assistant_tool_call_ids(second)
+
+
+async def test_parallel_tool_calls_both_results_come_back(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    upstream.enqueue(
+        Reply.stream(parallel_bash_stream(["echo first-$((2+3))", "echo second-$((4*4))"])),
+        Reply.stream(text_stream("Both commands ran.")),
+    )
+    run = await run_claude(
+        tmp_path, claude_bin, upstream, "Run both commands.", "--allowedTools", "Bash"
+    )
+
+    result = run.result()
+    assert run.returncode == 0, run.stderr
+    assert result["is_error"] is False, result
+    assert result["result"] == "Both commands ran."
+    _, second = chat_requests(upstream)
+    call_ids = assistant_tool_call_ids(second)
+    results = {m["tool_call_id"]: json.dumps(m["content"]) for m in tool_messages(second)}
+    assert len(call_ids) == 2
+    assert set(results) == set(call_ids)
+    outputs = " ".join(results.values())
+    assert "first-5" in outputs
+    assert "second-16" in outputs
+
+
+async def test_reasoning_is_streamed_as_thinking_and_the_answer_stays_correct(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    reasoning = "The user asks why the sky is blue. Rayleigh scattering favours short wavelengths."
+    upstream.enqueue(
+        Reply.stream(text_stream("Because of Rayleigh scattering.", reasoning=reasoning))
+    )
+    run = await run_claude(
+        tmp_path,
+        claude_bin,
+        upstream,
+        "Why is the sky blue?",
+        "--verbose",
+        output_format="stream-json",
+    )
+
+    result = run.result()
+    assert run.returncode == 0, run.stderr
+    assert result["is_error"] is False, result
+    assert result["result"] == "Because of Rayleigh scattering."
+    blocks = [
+        block
+        for event in run.events()
+        if event.get("type") == "assistant"
+        for block in event["message"]["content"]
+    ]
+    thinking = [block["thinking"] for block in blocks if block["type"] == "thinking"]
+    assert thinking == [reasoning]
+    assert len(chat_requests(upstream)) == 1
+
+
+async def test_rate_limited_upstream_then_success(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    rate_limited = Reply.error(429, cf_error(3040, "Capacity temporarily exceeded"))
+    upstream.enqueue(
+        rate_limited, rate_limited, rate_limited, Reply.stream(text_stream("Recovered fine."))
+    )
+    run = await run_claude(tmp_path, claude_bin, upstream, "Say something.")
+
+    result = run.result()
+    assert run.returncode == 0, run.stderr
+    assert result["is_error"] is False, result
+    assert result["result"] == "Recovered fine."
+    # Each attempt consumed one scripted reply: three 429s, then the answer.
+    assert upstream.pending == 0
+    assert len(chat_requests(upstream)) == 4
