@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -154,3 +156,16 @@ def test_world_readable_secrets_file_is_reported() -> None:
     set_secret("aig_token", GATEWAY_TOKEN)
     secrets_file_path().chmod(0o644)
     assert "chmod 600" in (credentials.secrets_file_problem() or "")
+
+
+def test_reading_a_secret_from_the_fallback_file_does_not_start_keyring() -> None:
+    set_secret("aig_token", GATEWAY_TOKEN)
+    probe = (
+        "import sys\n"
+        "from cc_nemo.credentials import get_secret\n"
+        "print(get_secret('aig_token')[1], 'keyring' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["file", "False"], done.stderr

@@ -7,6 +7,7 @@ import stat
 
 import orjson
 import pytest
+import typer
 
 from cc_nemo.config import Config, config_path, load_config
 from cc_nemo.credentials import get_secret, secrets_file_path, stored_secret
@@ -325,3 +326,16 @@ def test_logout_removes_the_fallback_file_and_mentions_env_still_set(
     assert not secrets_file_path().exists()
     assert "CLOUDFLARE_API_TOKEN is still set in the environment" in result.stderr
     assert_no_secret_in(result)
+
+
+def test_ctrl_c_at_a_prompt_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted_prompt(*args: object, **kwargs: object) -> str:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise typer.Abort() from None  # what click's prompt does on Ctrl-C
+
+    monkeypatch.setattr(typer, "prompt", interrupted_prompt)
+    result = run_cli("login")
+    assert result.exit_code == 130
+    assert "error" not in result.stderr
