@@ -81,6 +81,11 @@ def configure_logging(log_file: Path | None, *, secrets: Iterable[str]) -> loggi
     return handler
 
 
+def logging_configured() -> bool:
+    """Whether `configure_logging` is in effect (e.g. the launcher set it up for the session)."""
+    return any(getattr(h, _OWNED_ATTR, False) for h in logging.getLogger(LOGGER_NAME).handlers)
+
+
 def close_logging(handler: logging.Handler) -> None:
     """Detach and close a handler returned by `configure_logging`."""
     for name in (LOGGER_NAME, *LIBRARY_LOGGERS):

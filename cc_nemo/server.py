@@ -21,7 +21,7 @@ from aiohttp import web
 from cc_nemo.catalog import ModelSpec
 from cc_nemo.errors import UserError
 from cc_nemo.ids import new_request_id
-from cc_nemo.logs import close_logging, configure_logging, secret_values
+from cc_nemo.logs import close_logging, configure_logging, logging_configured, secret_values
 from cc_nemo.relay import (
     Exchange,
     MessagesRelay,
@@ -87,11 +87,15 @@ def create_app(settings: ProxySettings, *, ledger: UsageLedger | None = None) ->
 
 
 async def _logging_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Log to settings.log_file while the app runs, unless the embedding process (the
+    launcher) has already set logging up for the whole session: then leave it alone."""
     settings = app[SETTINGS_KEY]
-    handler = configure_logging(
-        settings.log_file,
-        secrets=secret_values(settings.session_token, settings.provider.headers),
-    )
+    handler = None
+    if not logging_configured():
+        handler = configure_logging(
+            settings.log_file,
+            secrets=secret_values(settings.session_token, settings.provider.headers),
+        )
     log.info(
         "proxy starting: provider=%s main=%s small=%s",
         settings.provider.kind,
@@ -100,7 +104,8 @@ async def _logging_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     log.info("proxy stopped: %s", app[LEDGER_KEY].summary().render().replace("\n", "; "))
-    close_logging(handler)
+    if handler is not None:
+        close_logging(handler)
 
 
 async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:

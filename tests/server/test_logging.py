@@ -179,3 +179,23 @@ def test_no_log_file_means_no_output_anywhere(capfd: pytest.CaptureFixture[str])
         close_logging(handler)
     assert capfd.readouterr() == ("", "")
     assert logging.getLogger(LOGGER_NAME).propagate is True
+
+
+async def test_logging_set_up_by_the_launcher_is_left_in_place(
+    make_proxy: MakeProxy, tmp_path: Path
+) -> None:
+    session_log, proxy_log = tmp_path / "session.log", tmp_path / "proxy.log"
+    handler = configure_logging(session_log, secrets=SECRETS)
+    try:
+        proxy = await make_proxy(log_file=proxy_log)
+        proxy.fake.enqueue(Reply.json(completion("hi")))
+        async with proxy.client() as client:
+            await client.messages.create(
+                model="claude-sonnet-5", max_tokens=10, messages=[{"role": "user", "content": "a"}]
+            )
+        await proxy.running.stop()
+        assert handler in logging.getLogger(LOGGER_NAME).handlers
+    finally:
+        close_logging(handler)
+    assert LINE.search(session_log.read_text())
+    assert not proxy_log.exists()
