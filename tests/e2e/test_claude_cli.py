@@ -8,9 +8,14 @@ run, elsewhere the module is skipped with the reason shown.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
+import struct
+import termios
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +97,7 @@ async def run_claude(
     output_format: str = "json",
 ) -> ClaudeRun:
     """`cc-proxy run nemotron -- -p PROMPT --output-format FMT [args]` in a throwaway HOME."""
-    home, work = tmp_path / "home", tmp_path / "work"
+    home, work = tmp_path / "claude-home", tmp_path / "work"
     home.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
     env = {
@@ -287,3 +292,113 @@ async def test_rate_limited_upstream_then_success(
     # Each attempt consumed one scripted reply: three 429s, then the answer.
     assert upstream.pending == 0
     assert len(chat_requests(upstream)) == 4
+
+
+class Terminal:
+    """A pseudo-terminal as claude's controlling terminal, read without blocking the loop."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.output = b""
+
+    def make_controlling(self) -> None:  # runs in the child, before exec
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    def text(self) -> str:
+        """The output with escape sequences removed (enough to find words on the screen)."""
+        plain = ANSI_ESCAPE.sub(b"", self.output).decode(errors="replace")
+        return " ".join(plain.split())
+
+    async def read_until(self, needle: str, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while needle not in self.text():
+            if loop.time() > deadline:
+                return False
+            readable = asyncio.Event()
+            loop.add_reader(self.master, readable.set)
+            try:
+                await asyncio.wait_for(readable.wait(), 0.2)
+                self.output += os.read(self.master, 65536)
+            except (asyncio.TimeoutError, OSError):
+                pass
+            finally:
+                loop.remove_reader(self.master)
+        return True
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+ANSI_ESCAPE = re.compile(
+    rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-B]|\x1b[78=>]"
+)
+
+
+async def test_interactive_session_in_a_terminal(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    """The TUI owns the terminal: the answer shows, Ctrl-C twice quits, cc-proxy prints its
+    summary only after claude has exited, and exits with claude's code."""
+    home, work = tmp_path / "claude-home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    # Skip the first-run theme picker and the folder-trust question; nothing else is asked.
+    (home / ".claude.json").write_text(
+        json.dumps(
+            {
+                "hasCompletedOnboarding": True,
+                "theme": "dark",
+                "projects": {str(work): {"hasTrustDialogAccepted": True}},
+            }
+        )
+    )
+    upstream.enqueue(Reply.stream(text_stream("PTY-ANSWER-OK from the fake model")))
+    terminal = Terminal()
+    env = {
+        **os.environ,
+        **upstream_env(upstream.url),
+        "HOME": str(home),
+        "TERM": "xterm-256color",
+        "CLAUDE_CODE_MAX_RETRIES": "2",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *cc_proxy_argv("run", "nemotron", "--claude", claude_bin),
+        cwd=work,
+        env=env,
+        stdin=terminal.slave,
+        stdout=terminal.slave,
+        stderr=terminal.slave,
+        preexec_fn=terminal.make_controlling,
+    )
+    try:
+        assert await terminal.read_until("nemotron", 30), terminal.text()[-2000:]
+        terminal.type("hello from a terminal")
+        await asyncio.sleep(0.5)
+        terminal.type("\r")
+        assert await terminal.read_until("PTY-ANSWER-OK", 30), terminal.text()[-2000:]
+        terminal.type("\x03")
+        await asyncio.sleep(0.5)
+        terminal.type("\x03")
+        assert await terminal.read_until("estimated cost", 30), terminal.text()[-2000:]
+        code = await asyncio.wait_for(process.wait(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        terminal.close()
+
+    screen = terminal.text()
+    assert code == 0
+    assert "Resume this session" in screen  # claude's own goodbye
+    assert "cc-proxy" not in screen[: screen.index("Resume this session")]
+    assert "cc-proxy: 1 request;" in screen[screen.index("Resume this session") :]
+    [request] = chat_requests(upstream)
+    assert "hello from a terminal" in json.dumps(request.body["messages"])
