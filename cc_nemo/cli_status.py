@@ -105,11 +105,16 @@ def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
             rows.append((title, f"{choice.value} → {upstream} ({choice.source})"))
         except UserError:
             rows.append((title, f"{choice.value} (unknown alias!) ({choice.source})"))
+    sources = {}
     for name in SECRET_NAMES:
         value, source = get_secret(name)
+        sources[name] = source
         shown = f"{mask(value)} ({source})" if value else "missing"
         if source == "env":
             shown += f" [{SECRET_ENV[name]}]"
+        elif value and name == "cloudflare_api_token" and sources["aig_token"] == "env":
+            # resolve_provider takes both Cloudflare tokens from the environment then.
+            shown += " (not used: CF_AIG_TOKEN is set, so only CLOUDFLARE_API_TOKEN counts)"
         rows.append((SECRET_LABELS[name], shown))
     backend = keyring_backend_name()
     rows.append(("Keyring backend", backend + ("" if keyring_usable() else " (not usable)")))

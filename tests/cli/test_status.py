@@ -146,3 +146,13 @@ def test_status_with_a_broken_config_is_one_line(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"cc-proxy: error: {path} is not valid TOML")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_status_says_a_stored_api_token_is_unused_when_the_gateway_token_comes_from_env(
+    claude_on_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_secret("cloudflare_api_token", CF_API_TOKEN)
+    monkeypatch.setenv("CF_AIG_TOKEN", GATEWAY_TOKEN)
+    monkeypatch.setenv("CF_AI_GATEWAY_URL", "https://gateway.ai.cloudflare.com/v1/acct/gw")
+    rows = rows_of(run_cli("status").stdout)
+    assert rows["Cloudflare API token"].startswith("••••zyxw (file) (not used")
