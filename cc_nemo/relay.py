@@ -61,8 +61,8 @@ log = logging.getLogger("cc_nemo.relay")
 
 # Seconds we hold back the 200 waiting for upstream headers, so early failures stay HTTP errors.
 COMMIT_WINDOW = 1.0
-# How much of a streamed upstream body we keep for the body log.
-MAX_LOGGED_STREAM_BYTES = 1024 * 1024
+# How much of any one body we keep in the body log (log_bodies).
+MAX_LOGGED_BODY_BYTES = 1024 * 1024
 STATUS_FOR_ERROR_TYPE = {
     "invalid_request_error": 400,
     "authentication_error": 401,
@@ -321,7 +321,7 @@ class MessagesRelay:
         except InvalidRequest as exc:
             raise ProxyError(invalid_request(str(exc))) from None
         if self.settings.log_bodies:
-            log.info("%s client request: %s", exchange.request_id, _for_log(payload))
+            log.info("%s client request: %s", exchange.request_id, _clip(await request.read()))
         exchange.requested_model = payload["model"]
         exchange.stream = payload.get("stream") is True
         spec = resolve_model(self.settings, payload["model"])
@@ -403,7 +403,7 @@ class MessagesRelay:
         while True:
             encoded = orjson.dumps(body)
             if self.settings.log_bodies:
-                log.info("%s upstream request: %s", exchange.request_id, encoded.decode())
+                log.info("%s upstream request: %s", exchange.request_id, _clip(encoded))
             exchange.upstream_attempts += 1
             try:
                 reply = await self.upstream.post(encoded, headers=headers)
@@ -499,11 +499,7 @@ class MessagesRelay:
         finally:
             reply.close()
         if self.settings.log_bodies:
-            log.info(
-                "%s upstream reply: %s",
-                exchange.request_id,
-                raw[:MAX_LOGGED_STREAM_BYTES].decode("utf-8", "replace"),
-            )
+            log.info("%s upstream reply: %s", exchange.request_id, _clip(raw))
         return raw
 
     def _parse_completion(self, raw: bytes) -> dict[str, Any]:
@@ -581,6 +577,8 @@ class MessagesRelay:
             return response
         finally:
             await _discard(opening)
+            if reply is None and not opening.cancelled() and opening.exception() is None:
+                reply = opening.result()  # answered just as we were leaving: still close it
             if reply is not None:
                 reply.close()
 
@@ -950,8 +948,13 @@ async def _discard(future: asyncio.Future[Any] | None) -> None:
         future.exception()
 
 
-def _for_log(payload: Any) -> str:
-    return orjson.dumps(payload).decode()
+def _clip(body: bytes) -> str:
+    """A body for the body log, cut at MAX_LOGGED_BODY_BYTES (a 20 MB prompt per line would
+    fill the disk in a long session)."""
+    if len(body) <= MAX_LOGGED_BODY_BYTES:
+        return body.decode("utf-8", "replace")
+    kept = body[:MAX_LOGGED_BODY_BYTES].decode("utf-8", "replace")
+    return f"{kept}… [{len(body) - MAX_LOGGED_BODY_BYTES} more bytes not logged]"
 
 
 class _BodyLog:
@@ -963,11 +966,10 @@ class _BodyLog:
         self._size = 0
 
     def add(self, data: bytes) -> None:
-        if self._enabled and self._size < MAX_LOGGED_STREAM_BYTES:
+        if self._enabled and self._size < MAX_LOGGED_BODY_BYTES:
             self._parts.append(data)
             self._size += len(data)
 
     def write(self, request_id: str) -> None:
         if self._enabled:
-            body = b"".join(self._parts)[:MAX_LOGGED_STREAM_BYTES]
-            log.info("%s upstream stream: %s", request_id, body.decode("utf-8", "replace"))
+            log.info("%s upstream stream: %s", request_id, _clip(b"".join(self._parts)))

@@ -1,0 +1,195 @@
+"""Pure helpers of the server side: ids, retry arithmetic, model routing, usage summary."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+
+from cc_nemo.catalog import Catalog, ad_hoc_spec
+from cc_nemo.ids import new_message_id, new_request_id, new_tool_id
+from cc_nemo.routing import resolve_model
+from cc_nemo.server import is_loopback_host, token_matches
+from cc_nemo.upstream import MAX_HONOURED_RETRY_AFTER, parse_retry_after, retry_delay
+from cc_nemo.usage import RequestRecord, SessionSummary, UsageLedger
+from tests.fixtures import proxy_settings
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        (new_request_id, r"^req_[A-Za-z0-9]{24}$"),
+        (new_message_id, r"^msg_[A-Za-z0-9]{24}$"),
+        (new_tool_id, r"^toolu_[A-Za-z0-9]{24}$"),
+    ],
+)
+def test_ids_have_anthropic_shapes_and_do_not_repeat(make, pattern: str) -> None:
+    ids = {make() for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(re.match(pattern, value) for value in ids)
+
+
+@pytest.mark.parametrize(
+    ("attempt", "retry_after", "expected"),
+    [
+        (0, None, 0.5),
+        (1, None, 1.0),
+        (2, None, 2.0),
+        (0, "2", 2.0),  # the upstream's wait wins when longer than our backoff
+        (2, "1", 2.0),  # our backoff wins when longer
+        (0, "0.25", 0.5),
+        (0, str(MAX_HONOURED_RETRY_AFTER + 1), None),  # long waits belong to Claude Code
+        (0, "not a number", 0.5),
+    ],
+)
+def test_retry_delay_doubles_and_honours_short_retry_after(
+    attempt: int, retry_after: str | None, expected: float | None
+) -> None:
+    assert retry_delay(attempt, base_delay=0.5, retry_after=retry_after) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0),
+        (" 1.5 ", 1.5),
+        ("-4", 0.0),
+        ("Wed, 21 Oct 2015 07:28:10 GMT", 10.0),
+        ("Wed, 21 Oct 2015 07:27:00 GMT", 0.0),
+        ("", None),
+        (None, None),
+        ("soon", None),
+    ],
+)
+def test_parse_retry_after_reads_seconds_and_http_dates(
+    value: str | None, expected: float | None
+) -> None:
+    now = 1445412480.0  # 2015-10-21 07:28:00 UTC
+    assert parse_retry_after(value, now=now) == expected
+
+
+SETTINGS = proxy_settings("http://127.0.0.1:9")
+CATALOG = Catalog.build()
+
+
+@pytest.mark.parametrize(
+    ("name", "alias"),
+    [
+        ("nemotron", "nemotron"),
+        ("gpt-oss-20b", "gpt-oss-20b"),
+        ("claude-opus-5-5", "nemotron"),
+        ("claude-sonnet-4-5-20250929", "nemotron"),
+        ("claude-opus-4-1", "nemotron"),
+        ("Claude-Sonnet-5", "nemotron"),
+        ("sonnet", "nemotron"),
+        ("claude-haiku-4-5", "gpt-oss-20b"),
+        ("claude-3-5-haiku-20241022", "gpt-oss-20b"),
+        ("haiku", "gpt-oss-20b"),
+        ("claude-cf-kimi", "kimi"),
+        ("claude-cf-nemotron", "nemotron"),
+        ("glm", "glm"),
+        ("@cf/zai-org/glm-5.2", "glm"),
+        ("workers-ai/@cf/zai-org/glm-5.2", "glm"),
+        ("gpt-4o", None),
+        ("llama-9000", None),
+    ],
+)
+def test_model_names_resolve_to_the_session_specs(name: str, alias: str | None) -> None:
+    spec = resolve_model(SETTINGS, name)
+    assert (spec.alias if spec else None) == alias
+
+
+def test_subagent_alias_and_ad_hoc_main_model_resolve_exactly() -> None:
+    ad_hoc = ad_hoc_spec("@cf/vendor/new-model")
+    settings = replace(SETTINGS, main_model=ad_hoc, subagent_model=CATALOG.resolve("qwen3"))
+    assert resolve_model(settings, "@cf/vendor/new-model") == ad_hoc
+    assert resolve_model(settings, "claude-opus-5-5") == ad_hoc
+    assert resolve_model(settings, "qwen3").alias == "qwen3"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.1:8080", True),
+        ("localhost", True),
+        ("localhost.:80", True),
+        ("[::1]:443", True),
+        ("[::1]", True),
+        ("::1", True),
+        ("127.0.0.2", False),
+        ("localhost.evil.com", False),
+        ("example.com:127", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_is_loopback_host(host: str | None, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("presented", "matches"),
+    [("tok-123", True), ("tok-12", False), ("tok-1234", False), ("tök-123", False), ("", False)],
+)
+def test_token_comparison(presented: str, matches: bool) -> None:
+    assert token_matches(presented, "tok-123") is matches
+
+
+def record(**overrides: object) -> RequestRecord:
+    base = dict(
+        request_id="req_1",
+        model="claude-x",
+        upstream_model="m",
+        status=200,
+        stream=True,
+        input_tokens=1000,
+        output_tokens=200,
+        cache_read_tokens=0,
+        cost_usd=0.001,
+        ttft_ms=100.0,
+        duration_ms=500.0,
+        error_type=None,
+    )
+    base.update(overrides)
+    return RequestRecord(**base)  # type: ignore[arg-type]
+
+
+def test_ledger_totals_requests_errors_tokens_and_cost() -> None:
+    ledger = UsageLedger()
+    ledger.record(record())
+    ledger.record(record(input_tokens=500, cache_read_tokens=4000, cost_usd=0.002))
+    ledger.record(record(status=529, input_tokens=0, output_tokens=0, cost_usd=0.0,
+                         error_type="overloaded_error"))  # fmt: skip
+    ledger.record(record(status=200, error_type="api_error", output_tokens=3))
+    summary = ledger.summary()
+    assert summary == SessionSummary(
+        requests=4,
+        errors=2,
+        input_tokens=2500,
+        output_tokens=403,
+        cache_read_tokens=4000,
+        cost_usd=pytest.approx(0.004),
+    )
+    assert len(ledger.records) == 4
+
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        (SessionSummary(0, 0, 0, 0, 0, 0.0), "cc-proxy: no model requests were made."),
+        (
+            SessionSummary(1, 0, 1234, 56, 0, 0.0042),
+            "cc-proxy: 1 request; 1,234 input tokens, 56 output tokens\n"
+            "cc-proxy: estimated cost $0.0042 at catalog prices",
+        ),
+        (
+            SessionSummary(12, 2, 182_340, 3_211, 120_000, 1.5),
+            "cc-proxy: 12 requests, 2 failed; 182,340 input tokens (+120,000 cached), "
+            "3,211 output tokens\ncc-proxy: estimated cost $1.50 at catalog prices",
+        ),
+    ],
+)
+def test_summary_render(summary: SessionSummary, expected: str) -> None:
+    assert summary.render() == expected
