@@ -37,7 +37,6 @@ LOOPBACK_HOST = "127.0.0.1"
 LISTEN_BACKLOG = 128
 # After forwarding SIGTERM/SIGHUP, how long claude may take to save its session before SIGKILL.
 TERMINATE_GRACE_S = 10.0
-LOG_FILE_NAME = "cc-proxy.log"
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 # A token guarding a port other machines can reach must not be guessable.
 MIN_REMOTE_TOKEN_LENGTH = 16
@@ -101,9 +100,9 @@ def log_file_path(settings: ProxySettings) -> Path:
     """Where this session logs: the settings' file, else the per-user log directory."""
     if settings.log_file is not None:
         return settings.log_file
-    from cc_nemo.config import log_dir
+    from cc_nemo.config import proxy_log_path
 
-    return log_dir() / LOG_FILE_NAME
+    return proxy_log_path()
 
 
 @contextlib.contextmanager
@@ -114,10 +113,13 @@ def logging_to_file(settings: ProxySettings) -> Iterator[Path]:
 
     path = log_file_path(settings)
     secrets = secret_values(settings.session_token, settings.provider.headers)
-    # Our own loggers (the server re-installs the same handler while it runs).
-    own = configure_logging(path, secrets=secrets)
-    # Everyone else's (aiohttp, asyncio, py.warnings) through the root logger.
-    other = logging.FileHandler(path, encoding="utf-8")
+    try:
+        # Our own loggers (the server re-installs the same handler while it runs).
+        own = configure_logging(path, secrets=secrets)
+        # Everyone else's (aiohttp, asyncio, py.warnings) through the root logger.
+        other = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write the log file {path}: {exc.strerror or exc}") from exc
     other.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     other.addFilter(SecretRedactor(secrets))
     root = logging.getLogger()

@@ -9,6 +9,7 @@ Plan keys (all optional but `report`):
   report: path of the JSON report
   calls: list of {"stream": bool, "prompt": str}; results go to report["calls"]
   wait_for_signal: true -> write report["ready"] and wait for SIGTERM/SIGHUP/SIGINT
+  ignore_signals: signal names ignored while waiting (a claude that will not stop)
   exit_on_signal: exit code used when a waited-for signal arrives (default 128+signal)
   stderr_marker: text written to stderr right before exiting
   exit_code: int (default 0)
@@ -91,6 +92,8 @@ def main() -> int:
         received: list[int] = []
         for sig in WAITED_SIGNALS:
             signal.signal(sig, lambda signum, _frame: received.append(signum))
+        for name in plan.get("ignore_signals", []):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
         report["ready"] = True
         write_report(report_path, report)
         # SIGINT is recorded but does not end the wait: the test checks it never arrives.

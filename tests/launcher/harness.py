@@ -81,6 +81,7 @@ async def start_run(
     *,
     plan: Mapping[str, Any] | None = None,
     env: Mapping[str, str],
+    new_session: bool = False,
 ) -> FakeClaudeRun:
     """`cc-proxy run <run_args>` with stdout/stderr captured (standing in for the terminal)."""
     report_path = tmp_path / "fake-claude-report.json"
@@ -91,6 +92,8 @@ async def start_run(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **env, "FAKE_CLAUDE_PLAN": json.dumps(full_plan)},
+        # Its own process group, as in a terminal, so a test can signal the whole group.
+        start_new_session=new_session,
     )
     return FakeClaudeRun(process, report_path)
 

@@ -296,3 +296,54 @@ async def test_nothing_heavy_is_imported_before_claude_is_spawned(
     _, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, stderr.decode()
     assert json.loads(out.read_text()) == {"spawn": []}
+
+
+async def test_ctrl_c_to_the_whole_group_reaches_claude_and_cc_proxy_stays(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """What a terminal does on Ctrl-C: SIGINT to every process in the foreground group."""
+    plan = {"wait_for_signal": True, "exit_on_signal": 0}
+    run = await start_run(tmp_path, ["--quiet"], plan=plan, env=env, new_session=True)
+    await run.wait_for_report("ready")
+    os.killpg(run.process.pid, signal.SIGINT)
+    await asyncio.sleep(0.5)
+    assert run.process.returncode is None  # cc-proxy let claude decide
+    run.process.send_signal(signal.SIGTERM)
+    done = await run.finish()
+    assert done.returncode == 0
+    assert run.report()["signals"] == ["SIGINT", "SIGTERM"]
+
+
+async def test_log_file_holds_no_secrets(
+    tmp_path: Path, env: dict[str, str], isolated_user_dirs: Path
+) -> None:
+    run = await start_run(tmp_path, ["-q"], plan={"calls": [{"prompt": "hi"}]}, env=env)
+    assert (await run.finish()).returncode == 0
+    session_token = run.report()["env"]["ANTHROPIC_AUTH_TOKEN"]
+    logs = list((isolated_user_dirs / "state").rglob("*.log"))
+    assert logs, "cc-proxy wrote no log file"
+    text = "".join(log.read_text() for log in logs)
+    assert "claude started" in text
+    assert session_token not in text
+    assert GATEWAY_TOKEN not in text
+
+
+async def test_unwritable_log_directory_is_one_clear_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    not_a_dir = tmp_path / "state-is-a-file"
+    not_a_dir.write_text("")
+    done = await run_command(["run", "-q"], env={**env, "XDG_STATE_HOME": str(not_a_dir)})
+    assert done.returncode != 0
+    assert "cannot write the log file" in _one_line_error(done.stderr)
+
+
+async def test_claude_that_cannot_be_executed_is_one_clear_line(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    broken = tmp_path / "broken-claude"
+    broken.write_bytes(b"\x7fELF not really")
+    broken.chmod(0o755)
+    done = await run_command(["run", "-q", "--claude", str(broken)], env=env)
+    assert done.returncode != 0
+    assert "cannot start claude" in _one_line_error(done.stderr)
