@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+import orjson
+
 from cc_nemo.translate.errors import AnthropicError, stream_error_from_chunk
 from cc_nemo.translate.json_repair import compact_json, parse_arguments, repair_json
 from cc_nemo.translate.request import ResponseContext
@@ -138,6 +140,17 @@ class StreamTranslator:
         if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
             self._feed_choice(choices[0], events)
         return events
+
+    def feed_data(self, data: str) -> list[dict]:
+        """One raw `data:` payload: `[DONE]` finishes; a line that is not a JSON object (a
+        keep-alive, or the cut-off tail of a dead stream) is skipped."""
+        if data.strip() == "[DONE]":
+            return self.finish(saw_done=True)
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []
+        return self.feed(chunk) if isinstance(chunk, dict) else []
 
     def finish(self, *, saw_done: bool) -> list[dict]:
         """End of upstream: close blocks, emit buffered tool calls, message_delta, message_stop."""

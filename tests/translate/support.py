@@ -109,10 +109,7 @@ def run_sse_bytes(pieces: Iterable[bytes], ctx: ResponseContext | None = None) -
         for message in messages:
             if stream.finished:
                 return
-            if message.data == "[DONE]":
-                events += stream.finish(saw_done=True)
-            else:
-                events += stream.feed(orjson.loads(message.data))
+            events += stream.feed_data(message.data)
 
     for piece in pieces:
         consume(decoder.feed(piece))
