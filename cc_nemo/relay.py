@@ -316,6 +316,8 @@ class MessagesRelay:
 
     async def handle(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
         payload = await read_json_body(request)
+        if isinstance(payload, dict) and isinstance(payload.get("model"), str):
+            exchange.requested_model = payload["model"]  # for the log line, even if invalid
         try:
             validate_request(payload)
         except InvalidRequest as exc:
