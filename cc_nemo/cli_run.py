@@ -79,12 +79,20 @@ def run_command(
     from cc_nemo.resolve import resolve_proxy_settings
 
     claude_args = [*ctx.args, *ctx.meta.get(CLAUDE_ARGS_KEY, [])]
-    settings = resolve_proxy_settings(
-        model,
-        session_token=secrets.token_urlsafe(32),
-        small_model=small_model,
-        subagent_model=subagent_model,
-    )
+    if model is not None and model.startswith("-"):
+        # An option click did not know landed in MODEL's place (`cc-proxy run -p "fix it"`):
+        # no model was given, and the option is claude's.
+        claude_args.insert(0, model)
+        model = None
+    try:
+        settings = resolve_proxy_settings(
+            model,
+            session_token=secrets.token_urlsafe(32),
+            small_model=small_model,
+            subagent_model=subagent_model,
+        )
+    except UserError as exc:
+        raise _with_double_dash_hint(exc, model, ctx.args) from exc
     executable = launcher.find_claude(claude, os.environ)
 
     def launch_for(base_url: str) -> launcher.ClaudeLaunch:
@@ -95,6 +103,18 @@ def run_command(
 
     code = launcher.run_claude(settings, launch_for, quiet=quiet)
     raise typer.Exit(code)
+
+
+def _with_double_dash_hint(error: UserError, model: str | None, extras: list[str]) -> UserError:
+    """`cc-proxy run -p "fix it"` makes "fix it" the model; say where claude's words go."""
+    from cc_nemo.catalog import UnknownModelError
+
+    if model is None or not extras or not isinstance(error.__cause__, UnknownModelError):
+        return error
+    return UserError(
+        f"{error.message} (claude's own arguments go after `--`: cc-proxy run [MODEL] -- -p ...)",
+        exit_code=error.exit_code,
+    )
 
 
 def serve_command(

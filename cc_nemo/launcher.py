@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import shutil
 import signal
@@ -90,6 +89,8 @@ def is_loopback(host: str) -> bool:
     """Whether binding `host` keeps the proxy reachable from this machine only."""
     if host == "localhost":
         return True
+    import ipaddress  # only `serve` asks; keep it off the `run` path
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

@@ -191,6 +191,9 @@ async def test_session_token_is_never_in_any_argv(tmp_path: Path, env: dict[str,
         ),
         (["--", "-p", "", "--", "$HOME; rm -rf /", "*"], ["-p", "", "--", "$HOME; rm -rf /", "*"]),
         (["nemotron", "-p", "hi", "--", "--verbose"], ["-p", "hi", "--verbose"]),
+        # Without `--` and without a model, claude's options still reach claude, in order.
+        (["-p", "fix it", "--output-format", "json"], ["-p", "fix it", "--output-format", "json"]),
+        (["--model", "x", "-q", "--", "y"], ["--model", "x", "y"]),
         (["--"], []),
         ([], []),
     ],
@@ -250,6 +253,12 @@ async def test_missing_credentials_is_one_line_naming_the_login_command(
     done = await run_command(["run", "nemotron"], env={"PATH": path})
     assert done.returncode != 0
     assert "cc-proxy login" in _one_line_error(done.stderr)
+
+
+async def test_a_prompt_in_the_model_place_gets_a_double_dash_hint(env: dict[str, str]) -> None:
+    done = await run_command(["run", "fix the bug", "-p"], env=env)
+    assert done.returncode != 0
+    assert "go after `--`" in _one_line_error(done.stderr)
 
 
 async def test_unknown_model_is_one_line_listing_the_aliases(env: dict[str, str]) -> None:
