@@ -115,9 +115,9 @@ def logging_to_file(settings: ProxySettings) -> Iterator[Path]:
     path = log_file_path(settings)
     secrets = secret_values(settings.session_token, settings.provider.headers)
     try:
-        # Our own loggers (the server re-installs the same handler while it runs).
+        # cc_nemo's, aiohttp's and asyncio's loggers; the server keeps this for the session.
         own = configure_logging(path, secrets=secrets)
-        # Everyone else's (aiohttp, asyncio, py.warnings) through the root logger.
+        # Anything else (py.warnings, other libraries) through the root logger.
         other = logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write the log file {path}: {exc.strerror or exc}") from exc
