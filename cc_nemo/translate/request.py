@@ -262,7 +262,8 @@ def _history(messages: Sequence[Mapping], spec: ModelSpec, names: dict[str, str]
             if not (assistant.texts or assistant.tool_calls):
                 continue
             previous = turns[-1] if turns else None
-            if isinstance(previous, _AssistantTurn) and not previous.tool_calls:
+            if isinstance(previous, _AssistantTurn):
+                # Anthropic merges consecutive assistant turns; their calls are answered together.
                 previous.texts.extend(assistant.texts)
                 previous.tool_calls.extend(assistant.tool_calls)
                 previous.reasoning.extend(assistant.reasoning)
@@ -272,19 +273,25 @@ def _history(messages: Sequence[Mapping], spec: ModelSpec, names: dict[str, str]
 
 
 def _last_human_turn(messages: Sequence[Mapping]) -> int:
-    """Index of the last user message a human wrote (not only tool results): a tool loop's start."""
+    """Index of the last user message a human wrote: where the current tool loop started.
+
+    Tool results and the `<system-reminder>` texts Claude Code attaches to them do not count.
+    """
     for position in range(len(messages) - 1, -1, -1):
         message = messages[position]
-        if message["role"] != "user":
-            continue
-        content = message["content"]
-        if isinstance(content, str):
-            return position
-        if any(
-            isinstance(b, Mapping) and b.get("type") not in ("tool_result", None) for b in content
+        if message["role"] == "user" and any(
+            _is_human_block(block) for block in _blocks(message["content"])
         ):
             return position
     return -1
+
+
+def _is_human_block(block: Mapping) -> bool:
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return isinstance(text, str) and not text.lstrip().startswith("<system-reminder>")
+    return kind not in ("tool_result", "mid_conv_system", None)
 
 
 def _user_turns(blocks: list[Mapping], spec: ModelSpec) -> tuple[list[_ToolTurn], _UserTurn]:

@@ -477,6 +477,56 @@ def test_reasoning_models_get_the_current_tool_loops_thinking_back() -> None:
     assert kimi[1]["reasoning"] == "p"
 
 
+def test_tool_loop_reasoning_survives_system_reminders_next_to_tool_results() -> None:
+    messages = upstream_messages(
+        [
+            {"role": "user", "content": "question"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "step 1", "signature": ""},
+                    tool_use("t1"),
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    tool_result("t1"),
+                    {"type": "text", "text": "<system-reminder>\nfile changed\n</system-reminder>"},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "step 2", "signature": ""},
+                    tool_use("t2"),
+                ],
+            },
+            {"role": "user", "content": [tool_result("t2")]},
+        ],
+        spec=builtin("kimi"),
+    )
+    assert [m.get("reasoning") for m in messages if m["role"] == "assistant"] == [
+        "step 1",
+        "step 2",
+    ]
+
+
+def test_assistant_text_after_its_tool_call_is_merged_not_orphaning_the_result() -> None:
+    messages = upstream_messages(
+        [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [tool_use("t1")]},
+            {"role": "assistant", "content": "while that runs..."},
+            {"role": "user", "content": [tool_result("t1", "done")]},
+        ]
+    )
+    assert messages[1:] == [
+        {"role": "assistant", "content": "while that runs...", "tool_calls": [call("t1")]},
+        {"role": "tool", "tool_call_id": "t1", "content": "done"},
+    ]
+
+
 def test_consecutive_same_role_turns_are_merged() -> None:
     messages = upstream_messages(
         [

@@ -540,6 +540,21 @@ def test_missing_usage_falls_back_to_estimates() -> None:
     assert stream.usage.output_tokens == 10
 
 
+def test_final_chunk_repeating_the_whole_message_does_not_duplicate_text() -> None:
+    final = {
+        "choices": [
+            {
+                "index": 0,
+                "delta": {},
+                "message": {"content": "Hello there"},
+                "finish_reason": "stop",
+            }
+        ]
+    }
+    events = checked(run_chunks([delta(content="Hello "), delta(content="there"), final]))
+    assert blocks(events) == [("text", "Hello there")]
+
+
 def test_chunk_id_changing_mid_stream_is_harmless() -> None:
     first, second = delta(content="a"), delta("stop", content="b")
     second["id"] = "other"
