@@ -61,6 +61,7 @@ log = logging.getLogger("cc_nemo.relay")
 
 # Seconds we hold back the 200 waiting for upstream headers, so early failures stay HTTP errors.
 COMMIT_WINDOW = 1.0
+MIN_PING_INTERVAL = 0.05
 # How much of any one body we keep in the body log (log_bodies).
 MAX_LOGGED_BODY_BYTES = 1024 * 1024
 STATUS_FOR_ERROR_TYPE = {
@@ -265,10 +266,18 @@ class MessageAccumulator:
 class EventSink:
     """Writes SSE to the client, remembers when it last wrote (for pings) and any error sent."""
 
-    def __init__(self, response: web.StreamResponse, exchange: Exchange) -> None:
+    def __init__(
+        self, response: web.StreamResponse, exchange: Exchange, *, ping_interval: float
+    ) -> None:
         self._response = response
         self._exchange = exchange
+        # A floor, so a zero or negative setting can't turn into a busy loop of pings.
+        self.ping_interval = max(ping_interval, MIN_PING_INTERVAL)
         self.last_write = time.monotonic()
+
+    @property
+    def next_ping_at(self) -> float:
+        return self.last_write + self.ping_interval
 
     async def send(self, events: list[dict[str, Any]]) -> None:
         if not events:
@@ -285,14 +294,14 @@ class EventSink:
     async def ping(self) -> None:
         await self.send([{"type": "ping"}])
 
-    async def wait_pinging(self, awaitable: asyncio.Future[Any], ping_interval: float) -> Any:
+    async def wait_pinging(self, awaitable: asyncio.Future[Any]) -> Any:
         """Await a future, sending a ping whenever the client has heard nothing for a while."""
         while True:
-            remaining = self.last_write + ping_interval - time.monotonic()
+            remaining = self.next_ping_at - time.monotonic()
             done, _ = await asyncio.wait({awaitable}, timeout=max(remaining, 0.0))
             if done:
                 return awaitable.result()
-            if time.monotonic() >= self.last_write + ping_interval:
+            if time.monotonic() >= self.next_ping_at:
                 await self.ping()
 
 
@@ -557,11 +566,11 @@ class MessagesRelay:
             if opening.done():
                 reply = opening.result()  # ProxyError here → plain HTTP error
             response = await start_event_stream(request)
-            sink = EventSink(response, exchange)
+            sink = EventSink(response, exchange, ping_interval=self.settings.ping_interval)
             await sink.send(translator.start())
             if reply is None:
                 try:
-                    reply = await sink.wait_pinging(opening, self.settings.ping_interval)
+                    reply = await sink.wait_pinging(opening)
                 except ProxyError as exc:
                     await sink.send(translator.fail(exc.error))
                     return response
@@ -596,7 +605,7 @@ class MessagesRelay:
         """The upstream answered a stream request with one JSON body: replay it as events."""
         reading = asyncio.ensure_future(self._read_reply(reply, exchange))
         try:
-            raw = await sink.wait_pinging(reading, self.settings.ping_interval)
+            raw = await sink.wait_pinging(reading)
             exchange.mark_first_byte()
             completion = self._parse_completion(raw)
         except ProxyError as exc:
@@ -692,13 +701,13 @@ class MessagesRelay:
                     deadline, budget = first_byte_deadline, settings.first_byte_timeout
                 else:
                     deadline, budget = last_data + settings.read_timeout, settings.read_timeout
-                wake = min(deadline, sink.last_write + settings.ping_interval)
+                wake = min(deadline, sink.next_ping_at)
                 done, _ = await asyncio.wait({pending}, timeout=max(wake - time.monotonic(), 0))
                 if not done:
                     now = time.monotonic()
                     if now >= deadline:
                         raise UpstreamTimeout("data", budget)
-                    if now >= sink.last_write + settings.ping_interval:
+                    if now >= sink.next_ping_at:
                         await sink.ping()
                     continue
                 try:
@@ -712,7 +721,7 @@ class MessagesRelay:
                     return
                 exchange.mark_first_byte()
                 last_data = time.monotonic()
-                if last_data >= sink.last_write + settings.ping_interval:
+                if last_data >= sink.next_ping_at:
                     # Data is flowing but the translator holds it back (tool arguments are
                     # buffered): the client still needs a sign of life.
                     await sink.ping()
@@ -745,7 +754,7 @@ class MessagesRelay:
         if not exchange.stream:
             return web.Response(body=orjson.dumps(message), content_type="application/json")
         response = await start_event_stream(request)
-        await EventSink(response, exchange).send(
+        await EventSink(response, exchange, ping_interval=self.settings.ping_interval).send(
             [message_start_event(message), *message_events(message)]
         )
         return response
@@ -787,7 +796,7 @@ class MessagesRelay:
             if not exchange.stream:
                 return web.Response(body=orjson.dumps(message), content_type="application/json")
             response = await start_event_stream(request)
-            await EventSink(response, exchange).send(
+            await EventSink(response, exchange, ping_interval=self.settings.ping_interval).send(
                 [message_start_event(message), *message_events(message)]
             )
             return response
@@ -823,7 +832,7 @@ class MessagesRelay:
         self, request: web.Request, reply: UpstreamReply, exchange: Exchange
     ) -> web.StreamResponse:
         response = await start_event_stream(request)
-        sink = EventSink(response, exchange)
+        sink = EventSink(response, exchange, ping_interval=self.settings.ping_interval)
         decoder = SSEDecoder()
         rewriter = _PassthroughRewriter(exchange)
         logged = _BodyLog(self.settings.log_bodies)
