@@ -221,7 +221,7 @@ async def test_claude_found_through_the_claude_option_and_env_var(
 ) -> None:
     renamed = fake_claude.with_name("my-claude")
     fake_claude.rename(renamed)
-    no_claude_env = {**env, "PATH": "/usr/bin:/bin"}
+    no_claude_env = {**env, "PATH": str(empty_dir(tmp_path))}
 
     run = await start_run(tmp_path, ["-q", "--claude", str(renamed)], env=no_claude_env)
     assert (await run.finish()).returncode == 0, run
@@ -232,6 +232,13 @@ async def test_claude_found_through_the_claude_option_and_env_var(
     assert run.report()["argv"] == ["-p", "x"]
 
 
+def empty_dir(tmp_path: Path) -> Path:
+    """A PATH with no claude on it, even on a machine with claude installed system-wide."""
+    path = tmp_path / "empty-path"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def _one_line_error(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
@@ -239,8 +246,10 @@ def _one_line_error(stderr: str) -> str:
     return lines[0]
 
 
-async def test_missing_claude_is_one_line_saying_how_to_install(env: dict[str, str]) -> None:
-    done = await run_command(["run", "nemotron"], env={**env, "PATH": "/usr/bin:/bin"})
+async def test_missing_claude_is_one_line_saying_how_to_install(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    done = await run_command(["run", "nemotron"], env={**env, "PATH": str(empty_dir(tmp_path))})
     assert done.returncode != 0
     line = _one_line_error(done.stderr)
     assert "npm install -g @anthropic-ai/claude-code" in line
