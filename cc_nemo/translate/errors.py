@@ -165,7 +165,13 @@ def map_upstream_error(
     return _map_by_status(status, detail, retry_after)
 
 
-def stream_error_from_chunk(chunk: Mapping) -> AnthropicError | None:
+def stream_error_from_chunk(
+    chunk: Mapping,
+    *,
+    estimated_input_tokens: int = 0,
+    context_window: int | None = None,
+    max_tokens: int | None = None,
+) -> AnthropicError | None:
     """An error payload arriving as a `data:` chunk (or a 200 body) instead of a completion."""
     if not _is_error_payload(chunk):
         return None
@@ -180,7 +186,13 @@ def stream_error_from_chunk(chunk: Mapping) -> AnthropicError | None:
         if number is not None and 400 <= number <= 599:
             status = number
             break
-    return map_upstream_error(status, orjson.dumps(_plain(chunk)))
+    return map_upstream_error(
+        status,
+        orjson.dumps(_plain(chunk)),
+        estimated_input_tokens=estimated_input_tokens,
+        context_window=context_window,
+        max_tokens=max_tokens,
+    )
 
 
 def _is_error_payload(chunk: Mapping) -> bool:
@@ -237,7 +249,7 @@ def _context_overflow_error(
     limit = _first_number(_LIMIT_PATTERNS, text) or context_window
     upstream_input = _first_number(_INPUT_PATTERNS, text)
     requested_output = _first_number(_OUTPUT_PATTERNS, text) or max_tokens
-    prompt = upstream_input or estimated_input
+    prompt = max(upstream_input or estimated_input, 1)
     if limit is None:
         limit = max(prompt - 1, 1)
     if requested_output and prompt <= limit and prompt + requested_output > limit:

@@ -46,6 +46,8 @@ class ResponseContext:
     disable_parallel_tool_use: bool
     # A trailing assistant message we could not send upstream; the reply starts with it.
     prefill: str = ""
+    # The max_tokens actually sent upstream (after clamping), for overflow error wording.
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def translate_request(
         thinking_enabled=thinking_enabled,
         disable_parallel_tool_use=disable_parallel,
         prefill=prefill,
+        max_tokens=body["max_tokens"],
     )
     return TranslatedRequest(body=body, context=context)
 

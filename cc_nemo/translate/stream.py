@@ -130,7 +130,12 @@ class StreamTranslator:
         events = self.start()
         if not isinstance(chunk, Mapping):
             return events
-        error = stream_error_from_chunk(chunk)
+        error = stream_error_from_chunk(
+            chunk,
+            estimated_input_tokens=self._ctx.estimated_input_tokens,
+            context_window=self._ctx.spec.context_window,
+            max_tokens=self._ctx.max_tokens,
+        )
         if error is not None:
             return events + self.fail(error)
         usage = chunk.get("usage")

@@ -998,6 +998,7 @@ def test_context_carries_model_estimate_and_requested_name() -> None:
     assert translated.context.spec is spec
     assert translated.context.estimated_input_tokens >= 1
     assert translated.context.thinking_enabled is True  # Nemotron thinks unless told not to
+    assert translated.context.max_tokens == translated.body["max_tokens"]
 
 
 # --- the real client ------------------------------------------------------------------------

@@ -820,3 +820,16 @@ def test_sse_bytes_split_everywhere_with_crlf_give_the_same_events() -> None:
     raw = render_sse(chunks, newline=b"\r\n")
     assert run_sse_bytes([raw[i : i + 1] for i in range(len(raw))], ctx) == reference
     assert run_sse_bytes([raw[i : i + 13] for i in range(0, len(raw), 13)], ctx) == reference
+
+
+def test_context_overflow_reported_mid_stream_uses_the_request_figures() -> None:
+    ctx = context(estimated_input=300_000)
+    stream = translator(ctx)
+    events = stream.start() + stream.feed(
+        {"error": {"message": "prompt exceeds the context window", "code": 400}}
+    )
+    checked(events)
+    assert events[-1]["error"] == {
+        "type": "invalid_request_error",
+        "message": f"prompt is too long: 300000 tokens > {ctx.spec.context_window} maximum",
+    }
