@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import struct
 import termios
@@ -311,10 +312,14 @@ class Terminal:
         plain = ANSI_ESCAPE.sub(b"", self.output).decode(errors="replace")
         return " ".join(plain.split())
 
-    async def read_until(self, needle: str, timeout: float) -> bool:
+    def mark(self) -> int:
+        """A position in text(); `read_until(..., since=mark)` only looks at what came after."""
+        return len(self.text())
+
+    async def read_until(self, needle: str, timeout: float, *, since: int = 0) -> bool:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while needle not in self.text():
+        while needle not in self.text()[since:]:
             if loop.time() > deadline:
                 return False
             readable = asyncio.Event()
@@ -342,15 +347,12 @@ ANSI_ESCAPE = re.compile(
 )
 
 
-async def test_interactive_session_in_a_terminal(
-    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
-) -> None:
-    """The TUI owns the terminal: the answer shows, Ctrl-C twice quits, cc-proxy prints its
-    summary only after claude has exited, and exits with claude's code."""
+def interactive_setup(tmp_path: Path, upstream: FakeUpstream) -> tuple[Path, dict[str, str]]:
+    """A throwaway HOME where claude skips the first-run theme picker and the folder-trust
+    question (nothing else is asked with a token from the environment), and the environment."""
     home, work = tmp_path / "claude-home", tmp_path / "work"
     home.mkdir()
     work.mkdir()
-    # Skip the first-run theme picker and the folder-trust question; nothing else is asked.
     (home / ".claude.json").write_text(
         json.dumps(
             {
@@ -360,8 +362,6 @@ async def test_interactive_session_in_a_terminal(
             }
         )
     )
-    upstream.enqueue(Reply.stream(text_stream("PTY-ANSWER-OK from the fake model")))
-    terminal = Terminal()
     env = {
         **os.environ,
         **upstream_env(upstream.url),
@@ -369,6 +369,17 @@ async def test_interactive_session_in_a_terminal(
         "TERM": "xterm-256color",
         "CLAUDE_CODE_MAX_RETRIES": "2",
     }
+    return work, env
+
+
+async def test_interactive_session_in_a_terminal(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    """The TUI owns the terminal: the answer shows, Ctrl-C twice quits, cc-proxy prints its
+    summary only after claude has exited, and exits with claude's code."""
+    work, env = interactive_setup(tmp_path, upstream)
+    upstream.enqueue(Reply.stream(text_stream("PTY-ANSWER-OK from the fake model")))
+    terminal = Terminal()
     process = await asyncio.create_subprocess_exec(
         *cc_proxy_argv("run", "nemotron", "--claude", claude_bin),
         cwd=work,
@@ -402,3 +413,63 @@ async def test_interactive_session_in_a_terminal(
     assert "cc-proxy: 1 request;" in screen[screen.index("Resume this session") :]
     [request] = chat_requests(upstream)
     assert "hello from a terminal" in json.dumps(request.body["messages"])
+
+
+async def test_ctrl_z_suspends_the_session_and_fg_resumes_it_under_a_shell(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    """Job control: claude stops its whole process group on Ctrl-Z, so the shell gets the
+    terminal back; after `fg` claude and the proxy carry on."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is needed for a job-control shell")
+    work, env = interactive_setup(tmp_path, upstream)
+    env["PS1"] = "SHELL-PROMPT$ "
+    upstream.enqueue(
+        Reply.stream(text_stream("FIRST-ANSWER-OK")), Reply.stream(text_stream("SECOND-ANSWER-OK"))
+    )
+    command = " ".join(
+        shlex.quote(word) for word in cc_proxy_argv("run", "-q", "--claude", claude_bin)
+    )
+    terminal = Terminal()
+    shell = await asyncio.create_subprocess_exec(
+        bash, "--norc", "--noprofile", "-i",
+        cwd=work, env=env, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
+        preexec_fn=terminal.make_controlling,
+    )  # fmt: skip
+    try:
+        assert await terminal.read_until("SHELL-PROMPT$", 10), terminal.text()[-2000:]
+        terminal.type(command + "\r")
+        assert await terminal.read_until("nemotron", 30), terminal.text()[-2000:]
+        terminal.type("first question")
+        await asyncio.sleep(0.5)
+        terminal.type("\r")
+        assert await terminal.read_until("FIRST-ANSWER-OK", 30), terminal.text()[-2000:]
+
+        terminal.type("\x1a")  # Ctrl-Z
+        assert await terminal.read_until("Stopped", 15), terminal.text()[-2000:]
+        terminal.type("fg\r")
+        await asyncio.sleep(2)
+        terminal.type("second question")
+        await asyncio.sleep(0.5)
+        terminal.type("\r")
+        assert await terminal.read_until("SECOND-ANSWER-OK", 30), terminal.text()[-2000:]
+
+        exiting = terminal.mark()
+        terminal.type("\x03")
+        await asyncio.sleep(0.5)
+        terminal.type("\x03")
+        assert await terminal.read_until("SHELL-PROMPT$", 30, since=exiting), terminal.text()[
+            -2000:
+        ]
+        terminal.type("echo cc-proxy-exit=$?\r")
+        assert await terminal.read_until("cc-proxy-exit=0", 30), terminal.text()[-2000:]
+        terminal.type("exit\r")
+        await asyncio.wait_for(shell.wait(), 15)
+    finally:
+        if shell.returncode is None:
+            shell.kill()
+            await shell.wait()
+        terminal.close()
+
+    assert len(chat_requests(upstream)) == 2
