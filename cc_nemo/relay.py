@@ -27,6 +27,22 @@ from aiohttp import web
 
 from cc_nemo.catalog import ModelSpec
 from cc_nemo.ids import new_message_id, new_tool_id
+from cc_nemo.passthrough import (
+    PASSTHROUGH_CLIENT_HEADERS,
+    PassthroughRewriter,
+    anthropic_upstream_error,
+    fold_anthropic_sse,
+    parse_message,
+)
+from cc_nemo.replies import (
+    EventSink,
+    MessageAccumulator,
+    ProxyError,
+    message_events,
+    message_start_event,
+    start_event_stream,
+    usage_of,
+)
 from cc_nemo.routing import known_names, resolve_model
 from cc_nemo.settings import ProxySettings
 from cc_nemo.translate.errors import (
@@ -44,7 +60,7 @@ from cc_nemo.translate.request import (
     validate_request,
 )
 from cc_nemo.translate.response import translate_completion
-from cc_nemo.translate.sse import SSEDecoder, SSEMessage, encode_event
+from cc_nemo.translate.sse import SSEDecoder, SSEMessage
 from cc_nemo.translate.stream import StreamTranslator
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.translate.usage import Usage
@@ -61,43 +77,9 @@ log = logging.getLogger("cc_nemo.relay")
 
 # Seconds we hold back the 200 waiting for upstream headers, so early failures stay HTTP errors.
 COMMIT_WINDOW = 1.0
-MIN_PING_INTERVAL = 0.05
 # How much of any one body we keep in the body log (log_bodies).
 MAX_LOGGED_BODY_BYTES = 1024 * 1024
-STATUS_FOR_ERROR_TYPE = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
 _OVERFLOW_PREFIXES = ("prompt is too long", "input length and `max_tokens`")
-# Client headers an Anthropic-speaking upstream needs to see (never the client's auth).
-_PASSTHROUGH_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
-
-
-class ProxyError(Exception):
-    """Answer this request with an Anthropic error (raised before the response is committed)."""
-
-    def __init__(self, error: AnthropicError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def error_response(error: AnthropicError, request_id: str) -> web.Response:
-    """A plain HTTP error in Anthropic's shape, with `retry-after` passed on."""
-    headers = {"retry-after": error.retry_after} if error.retry_after else {}
-    return web.Response(
-        status=error.status,
-        body=orjson.dumps(error.body(request_id)),
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 @dataclass
@@ -135,174 +117,6 @@ async def read_json_body(request: web.Request) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ProxyError(invalid_request(f"request body is not valid JSON: {exc}")) from None
-
-
-def usage_of(message: Mapping[str, Any]) -> Usage:
-    """The Usage of an Anthropic message body."""
-    usage = message.get("usage") if isinstance(message.get("usage"), Mapping) else {}
-    return Usage(
-        input_tokens=int(usage.get("input_tokens") or 0),
-        output_tokens=int(usage.get("output_tokens") or 0),
-        cache_read_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
-        cache_creation_input_tokens=int(usage.get("cache_creation_input_tokens") or 0),
-    )
-
-
-def message_start_event(message: Mapping[str, Any]) -> dict[str, Any]:
-    """`message_start` for a complete message (content emptied, stop_reason pending)."""
-    start = dict(message)
-    start["content"] = []
-    start["stop_reason"] = None
-    start["stop_sequence"] = None
-    return {"type": "message_start", "message": start}
-
-
-def message_events(message: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The content, `message_delta` and `message_stop` events that replay a complete message."""
-    events: list[dict[str, Any]] = []
-    for index, block in enumerate(message.get("content") or []):
-        kind = block.get("type")
-        delta: dict[str, Any] | None = None
-        extra: dict[str, Any] | None = None
-        if kind == "text":
-            start = {"type": "text", "text": ""}
-            if block.get("text"):
-                delta = {"type": "text_delta", "text": block["text"]}
-        elif kind == "thinking":
-            start = {"type": "thinking", "thinking": "", "signature": ""}
-            if block.get("thinking"):
-                delta = {"type": "thinking_delta", "thinking": block["thinking"]}
-            extra = {"type": "signature_delta", "signature": block.get("signature") or ""}
-        elif kind == "tool_use":
-            start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            delta = {
-                "type": "input_json_delta",
-                "partial_json": orjson.dumps(block.get("input") or {}).decode(),
-            }
-        else:
-            start = dict(block)
-        events.append({"type": "content_block_start", "index": index, "content_block": start})
-        for item in (delta, extra):
-            if item is not None:
-                events.append({"type": "content_block_delta", "index": index, "delta": item})
-        events.append({"type": "content_block_stop", "index": index})
-    events.append(
-        {
-            "type": "message_delta",
-            "delta": {
-                "stop_reason": message.get("stop_reason") or "end_turn",
-                "stop_sequence": message.get("stop_sequence"),
-            },
-            "usage": dict(message.get("usage") or {"output_tokens": 0}),
-        }
-    )
-    events.append({"type": "message_stop"})
-    return events
-
-
-class MessageAccumulator:
-    """Folds Anthropic stream events back into one message (for a non-streaming client
-    whose upstream streamed anyway)."""
-
-    def __init__(self) -> None:
-        self.message: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
-        self._blocks: list[dict[str, Any]] = []
-        self._json: dict[int, str] = {}
-
-    def add(self, event: Mapping[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "message_start":
-            self.message = dict(event["message"])
-            self.message["usage"] = dict(self.message.get("usage") or {})
-        elif kind == "content_block_start":
-            self._blocks.append(dict(event["content_block"]))
-        elif kind == "content_block_delta":
-            self._apply_delta(int(event["index"]), event["delta"])
-        elif kind == "content_block_stop":
-            index = int(event["index"])
-            if index in self._json and index < len(self._blocks):
-                text = self._json.pop(index)
-                self._blocks[index]["input"] = orjson.loads(text) if text.strip() else {}
-        elif kind == "message_delta" and self.message is not None:
-            self.message.update(event.get("delta") or {})
-            self.message["usage"].update(event.get("usage") or {})
-        elif kind == "error":
-            self.error = dict(event.get("error") or {})
-
-    def _apply_delta(self, index: int, delta: Mapping[str, Any]) -> None:
-        if index >= len(self._blocks):
-            return
-        block = self._blocks[index]
-        kind = delta.get("type")
-        if kind == "text_delta":
-            block["text"] = block.get("text", "") + delta.get("text", "")
-        elif kind == "thinking_delta":
-            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
-        elif kind == "signature_delta":
-            block["signature"] = delta.get("signature", "")
-        elif kind == "input_json_delta":
-            self._json[index] = self._json.get(index, "") + delta.get("partial_json", "")
-
-    def result(self) -> dict[str, Any]:
-        """The message, or ProxyError for an error event or a stream that never started."""
-        if self.error is not None:
-            kind = str(self.error.get("type") or "api_error")
-            raise ProxyError(
-                AnthropicError(
-                    STATUS_FOR_ERROR_TYPE.get(kind, 500), kind, str(self.error.get("message", ""))
-                )
-            )
-        if self.message is None:
-            raise ProxyError(
-                AnthropicError(500, "api_error", "the upstream stream ended before a message")
-            )
-        self.message["content"] = self._blocks
-        if not self.message.get("stop_reason"):
-            self.message["stop_reason"] = "end_turn"
-        return self.message
-
-
-class EventSink:
-    """Writes SSE to the client, remembers when it last wrote (for pings) and any error sent."""
-
-    def __init__(
-        self, response: web.StreamResponse, exchange: Exchange, *, ping_interval: float
-    ) -> None:
-        self._response = response
-        self._exchange = exchange
-        # A floor, so a zero or negative setting can't turn into a busy loop of pings.
-        self.ping_interval = max(ping_interval, MIN_PING_INTERVAL)
-        self.last_write = time.monotonic()
-
-    @property
-    def next_ping_at(self) -> float:
-        return self.last_write + self.ping_interval
-
-    async def send(self, events: list[dict[str, Any]]) -> None:
-        if not events:
-            return
-        for event in events:
-            if event.get("type") == "error":
-                self._exchange.error_type = str(event.get("error", {}).get("type", "api_error"))
-        await self.send_raw(b"".join(encode_event(event) for event in events))
-
-    async def send_raw(self, data: bytes) -> None:
-        await self._response.write(data)
-        self.last_write = time.monotonic()
-
-    async def ping(self) -> None:
-        await self.send([{"type": "ping"}])
-
-    async def wait_pinging(self, awaitable: asyncio.Future[Any]) -> Any:
-        """Await a future, sending a ping whenever the client has heard nothing for a while."""
-        while True:
-            remaining = self.next_ping_at - time.monotonic()
-            done, _ = await asyncio.wait({awaitable}, timeout=max(remaining, 0.0))
-            if done:
-                return awaitable.result()
-            if time.monotonic() >= self.next_ping_at:
-                await self.ping()
 
 
 class MessagesRelay:
@@ -382,6 +196,12 @@ class MessagesRelay:
             "main model)",
         )
 
+    def _sink(self, response: web.StreamResponse, exchange: Exchange) -> EventSink:
+        def record_error(error_type: str) -> None:
+            exchange.error_type = error_type
+
+        return EventSink(response, ping_interval=self.settings.ping_interval, on_error=record_error)
+
     def _upstream_headers(
         self, request: web.Request, *, stream: bool, anthropic: bool = False
     ) -> dict[str, str]:
@@ -394,7 +214,7 @@ class MessagesRelay:
             # Workers AI routes requests of one session to the same replica: prefix-cache hits.
             headers["x-session-affinity"] = session_id
         if anthropic:
-            for name in _PASSTHROUGH_CLIENT_HEADERS:
+            for name in PASSTHROUGH_CLIENT_HEADERS:
                 if name in request.headers:
                     headers[name] = request.headers[name]
         return headers
@@ -566,7 +386,7 @@ class MessagesRelay:
             if opening.done():
                 reply = opening.result()  # ProxyError here → plain HTTP error
             response = await start_event_stream(request)
-            sink = EventSink(response, exchange, ping_interval=self.settings.ping_interval)
+            sink = self._sink(response, exchange)
             await sink.send(translator.start())
             if reply is None:
                 try:
@@ -754,7 +574,7 @@ class MessagesRelay:
         if not exchange.stream:
             return web.Response(body=orjson.dumps(message), content_type="application/json")
         response = await start_event_stream(request)
-        await EventSink(response, exchange, ping_interval=self.settings.ping_interval).send(
+        await self._sink(response, exchange).send(
             [message_start_event(message), *message_events(message)]
         )
         return response
@@ -787,54 +607,26 @@ class MessagesRelay:
                 return await self._pump_passthrough(request, reply, exchange)
             raw = await self._read_reply(reply, exchange)
             exchange.mark_first_byte()
-            if reply.is_event_stream:
-                message = self._fold_anthropic_sse(raw)
-            else:
-                message = self._parse_message(raw)
+            message = fold_anthropic_sse(raw) if reply.is_event_stream else parse_message(raw)
             message["model"] = exchange.requested_model
             exchange.usage = usage_of(message)
             if not exchange.stream:
                 return web.Response(body=orjson.dumps(message), content_type="application/json")
             response = await start_event_stream(request)
-            await EventSink(response, exchange, ping_interval=self.settings.ping_interval).send(
+            await self._sink(response, exchange).send(
                 [message_start_event(message), *message_events(message)]
             )
             return response
         finally:
             reply.close()
 
-    def _parse_message(self, raw: bytes) -> dict[str, Any]:
-        try:
-            message = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            message = None
-        if isinstance(message, dict) and message.get("type") == "error":
-            accumulator = MessageAccumulator()
-            accumulator.add(message)
-            accumulator.result()  # raises the upstream's error as ours
-        if not isinstance(message, dict) or message.get("type") != "message":
-            raise ProxyError(
-                AnthropicError(500, "api_error", "the upstream answered with an unexpected body")
-            )
-        return message
-
-    def _fold_anthropic_sse(self, raw: bytes) -> dict[str, Any]:
-        decoder = SSEDecoder()
-        accumulator = MessageAccumulator()
-        for message in [*decoder.feed(raw), *decoder.flush()]:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                event = orjson.loads(message.data)
-                if isinstance(event, dict):
-                    accumulator.add(event)
-        return accumulator.result()
-
     async def _pump_passthrough(
         self, request: web.Request, reply: UpstreamReply, exchange: Exchange
     ) -> web.StreamResponse:
         response = await start_event_stream(request)
-        sink = EventSink(response, exchange, ping_interval=self.settings.ping_interval)
+        sink = self._sink(response, exchange)
         decoder = SSEDecoder()
-        rewriter = _PassthroughRewriter(exchange)
+        rewriter = PassthroughRewriter(exchange.requested_model)
         logged = _BodyLog(self.settings.log_bodies)
         try:
             async with contextlib.aclosing(self._chunks(reply, sink, exchange)) as chunks:
@@ -856,89 +648,9 @@ class MessagesRelay:
             exchange.client_gone = True
         finally:
             logged.write(exchange.request_id)
+            exchange.error_type = rewriter.error_type or exchange.error_type
         exchange.usage = rewriter.usage()
         return response
-
-
-class _PassthroughRewriter:
-    """Re-frames an Anthropic stream unchanged except `message_start`'s model; tracks usage."""
-
-    def __init__(self, exchange: Exchange) -> None:
-        self._exchange = exchange
-        self._usage: dict[str, int] = {}
-        self.complete = False
-
-    def frame(self, message: SSEMessage) -> bytes:
-        try:
-            event = orjson.loads(message.data)
-        except orjson.JSONDecodeError:
-            event = None
-        if isinstance(event, dict):
-            kind = event.get("type")
-            if kind == "message_start" and isinstance(event.get("message"), dict):
-                event["message"]["model"] = self._exchange.requested_model
-                self._usage.update(event["message"].get("usage") or {})
-                return encode_event(event)
-            if kind == "message_delta":
-                self._usage.update(event.get("usage") or {})
-                self.complete = True
-            elif kind == "message_stop":
-                self.complete = True
-            elif kind == "error":
-                self.complete = True
-                self._exchange.error_type = str((event.get("error") or {}).get("type", "api_error"))
-        name = f"event: {message.event}\n".encode() if message.event else b""
-        return name + b"data: " + message.data.encode() + b"\n\n"
-
-    def usage(self) -> Usage:
-        return usage_of({"usage": self._usage})
-
-
-def anthropic_upstream_error(
-    status: int,
-    raw: bytes,
-    *,
-    retry_after: str | None,
-    estimated_input_tokens: int,
-    context_window: int | None,
-    max_tokens: int | None,
-) -> AnthropicError:
-    """An Anthropic-speaking upstream's error, kept as it is when it is already in that shape."""
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        parsed = None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("type"), str):
-        return AnthropicError(
-            status,
-            error["type"],
-            str(error.get("message", "")),
-            retry_after=retry_after,
-            retryable_upstream=status == 529 or status >= 500,
-        )
-    return map_upstream_error(
-        status,
-        raw,
-        retry_after=retry_after,
-        estimated_input_tokens=estimated_input_tokens,
-        context_window=context_window,
-        max_tokens=max_tokens,
-    )
-
-
-async def start_event_stream(request: web.Request) -> web.StreamResponse:
-    """Send 200 and SSE headers now (unbuffered: Claude Code's watchdogs count bytes)."""
-    response = web.StreamResponse(
-        status=200,
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        },
-    )
-    await response.prepare(request)
-    return response
 
 
 def _dropped_error(exc: BaseException) -> AnthropicError:

@@ -22,13 +22,8 @@ from cc_nemo.catalog import ModelSpec
 from cc_nemo.errors import UserError
 from cc_nemo.ids import new_request_id
 from cc_nemo.logs import close_logging, configure_logging, logging_configured, secret_values
-from cc_nemo.relay import (
-    Exchange,
-    MessagesRelay,
-    ProxyError,
-    error_response,
-    read_json_body,
-)
+from cc_nemo.relay import Exchange, MessagesRelay, read_json_body
+from cc_nemo.replies import ProxyError, error_response
 from cc_nemo.routing import discovery_id, session_specs
 from cc_nemo.settings import ProxySettings
 from cc_nemo.translate.errors import AnthropicError, invalid_request

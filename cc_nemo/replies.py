@@ -1,0 +1,235 @@
+"""Anthropic replies the proxy writes itself: error bodies, replayed and folded messages, and
+the SSE writer that keeps Claude Code's idle watchdogs fed with pings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from cc_nemo.translate.errors import AnthropicError
+from cc_nemo.translate.sse import encode_event
+from cc_nemo.translate.usage import Usage
+
+# A floor under ping_interval, so a zero or negative setting can't become a busy loop.
+MIN_PING_INTERVAL = 0.05
+STATUS_FOR_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+class ProxyError(Exception):
+    """Answer this request with an Anthropic error (raised before the response is committed)."""
+
+    def __init__(self, error: AnthropicError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def error_response(error: AnthropicError, request_id: str) -> web.Response:
+    """A plain HTTP error in Anthropic's shape, with `retry-after` passed on."""
+    headers = {"retry-after": error.retry_after} if error.retry_after else {}
+    return web.Response(
+        status=error.status,
+        body=orjson.dumps(error.body(request_id)),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def usage_of(message: Mapping[str, Any]) -> Usage:
+    """The Usage of an Anthropic message body."""
+    usage = message.get("usage") if isinstance(message.get("usage"), Mapping) else {}
+    return Usage(
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        cache_read_input_tokens=int(usage.get("cache_read_input_tokens") or 0),
+        cache_creation_input_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+    )
+
+
+def message_start_event(message: Mapping[str, Any]) -> dict[str, Any]:
+    """`message_start` for a complete message (content emptied, stop_reason pending)."""
+    start = dict(message)
+    start["content"] = []
+    start["stop_reason"] = None
+    start["stop_sequence"] = None
+    return {"type": "message_start", "message": start}
+
+
+def message_events(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The content, `message_delta` and `message_stop` events that replay a complete message."""
+    events: list[dict[str, Any]] = []
+    for index, block in enumerate(message.get("content") or []):
+        kind = block.get("type")
+        delta: dict[str, Any] | None = None
+        extra: dict[str, Any] | None = None
+        if kind == "text":
+            start = {"type": "text", "text": ""}
+            if block.get("text"):
+                delta = {"type": "text_delta", "text": block["text"]}
+        elif kind == "thinking":
+            start = {"type": "thinking", "thinking": "", "signature": ""}
+            if block.get("thinking"):
+                delta = {"type": "thinking_delta", "thinking": block["thinking"]}
+            extra = {"type": "signature_delta", "signature": block.get("signature") or ""}
+        elif kind == "tool_use":
+            start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            delta = {
+                "type": "input_json_delta",
+                "partial_json": orjson.dumps(block.get("input") or {}).decode(),
+            }
+        else:
+            start = dict(block)
+        events.append({"type": "content_block_start", "index": index, "content_block": start})
+        for item in (delta, extra):
+            if item is not None:
+                events.append({"type": "content_block_delta", "index": index, "delta": item})
+        events.append({"type": "content_block_stop", "index": index})
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": message.get("stop_reason") or "end_turn",
+                "stop_sequence": message.get("stop_sequence"),
+            },
+            "usage": dict(message.get("usage") or {"output_tokens": 0}),
+        }
+    )
+    events.append({"type": "message_stop"})
+    return events
+
+
+class MessageAccumulator:
+    """Folds Anthropic stream events back into one message (for a non-streaming client
+    whose upstream streamed anyway)."""
+
+    def __init__(self) -> None:
+        self.message: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self._blocks: list[dict[str, Any]] = []
+        self._json: dict[int, str] = {}
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "message_start":
+            self.message = dict(event["message"])
+            self.message["usage"] = dict(self.message.get("usage") or {})
+        elif kind == "content_block_start":
+            self._blocks.append(dict(event["content_block"]))
+        elif kind == "content_block_delta":
+            self._apply_delta(int(event["index"]), event["delta"])
+        elif kind == "content_block_stop":
+            index = int(event["index"])
+            if index in self._json and index < len(self._blocks):
+                text = self._json.pop(index)
+                self._blocks[index]["input"] = orjson.loads(text) if text.strip() else {}
+        elif kind == "message_delta" and self.message is not None:
+            self.message.update(event.get("delta") or {})
+            self.message["usage"].update(event.get("usage") or {})
+        elif kind == "error":
+            self.error = dict(event.get("error") or {})
+
+    def _apply_delta(self, index: int, delta: Mapping[str, Any]) -> None:
+        if index >= len(self._blocks):
+            return
+        block = self._blocks[index]
+        kind = delta.get("type")
+        if kind == "text_delta":
+            block["text"] = block.get("text", "") + delta.get("text", "")
+        elif kind == "thinking_delta":
+            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+        elif kind == "signature_delta":
+            block["signature"] = delta.get("signature", "")
+        elif kind == "input_json_delta":
+            self._json[index] = self._json.get(index, "") + delta.get("partial_json", "")
+
+    def result(self) -> dict[str, Any]:
+        """The message, or ProxyError for an error event or a stream that never started."""
+        if self.error is not None:
+            kind = str(self.error.get("type") or "api_error")
+            raise ProxyError(
+                AnthropicError(
+                    STATUS_FOR_ERROR_TYPE.get(kind, 500), kind, str(self.error.get("message", ""))
+                )
+            )
+        if self.message is None:
+            raise ProxyError(
+                AnthropicError(500, "api_error", "the upstream stream ended before a message")
+            )
+        self.message["content"] = self._blocks
+        if not self.message.get("stop_reason"):
+            self.message["stop_reason"] = "end_turn"
+        return self.message
+
+
+class EventSink:
+    """Writes SSE to the client, remembers when it last wrote (for pings) and any error sent."""
+
+    def __init__(
+        self,
+        response: web.StreamResponse,
+        *,
+        ping_interval: float,
+        on_error: Callable[[str], None] = lambda error_type: None,
+    ) -> None:
+        self._response = response
+        self._on_error = on_error
+        self.ping_interval = max(ping_interval, MIN_PING_INTERVAL)
+        self.last_write = time.monotonic()
+
+    @property
+    def next_ping_at(self) -> float:
+        return self.last_write + self.ping_interval
+
+    async def send(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        for event in events:
+            if event.get("type") == "error":
+                self._on_error(str(event.get("error", {}).get("type", "api_error")))
+        await self.send_raw(b"".join(encode_event(event) for event in events))
+
+    async def send_raw(self, data: bytes) -> None:
+        await self._response.write(data)
+        self.last_write = time.monotonic()
+
+    async def ping(self) -> None:
+        await self.send([{"type": "ping"}])
+
+    async def wait_pinging(self, awaitable: asyncio.Future[Any]) -> Any:
+        """Await a future, sending a ping whenever the client has heard nothing for a while."""
+        while True:
+            remaining = self.next_ping_at - time.monotonic()
+            done, _ = await asyncio.wait({awaitable}, timeout=max(remaining, 0.0))
+            if done:
+                return awaitable.result()
+            if time.monotonic() >= self.next_ping_at:
+                await self.ping()
+
+
+async def start_event_stream(request: web.Request) -> web.StreamResponse:
+    """Send 200 and SSE headers now (unbuffered: Claude Code's watchdogs count bytes)."""
+    response = web.StreamResponse(
+        status=200,
+        headers={
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        },
+    )
+    await response.prepare(request)
+    return response
