@@ -244,7 +244,7 @@ async def run_session(
         from cc_nemo.usage import UsageLedger
 
         ledger = UsageLedger()
-        proxy = await _serve_or_stop_claude(settings, sock, ledger, process)
+        proxy = await _serve_or_stop_claude(settings, sock, ledger, process, terminate_grace_s)
         try:
             returncode = await process.wait()
             log.info("claude exited with %d; stopping the proxy", returncode)
@@ -260,6 +260,7 @@ async def _serve_or_stop_claude(
     sock: socket.socket,
     ledger: UsageLedger,
     process: asyncio.subprocess.Process,
+    terminate_grace_s: float,
 ) -> RunningProxy:
     """Serve the proxy on the pre-bound socket; if that fails, claude has nothing to talk to,
     so stop it rather than leave it retrying against a dead port."""
@@ -269,9 +270,18 @@ async def _serve_or_stop_claude(
         return await start_proxy(settings, ledger=ledger, sock=sock)
     except Exception as exc:
         log.exception("the proxy failed to start")
-        _send(process, signal.SIGTERM)
-        await process.wait()
+        await _stop(process, terminate_grace_s)
         raise UserError(f"the proxy failed to start: {exc} (details in the log)") from exc
+
+
+async def _stop(process: asyncio.subprocess.Process, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL if the process is still there after `grace_s`."""
+    _send(process, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace_s)
+    except asyncio.TimeoutError:
+        _send(process, signal.SIGKILL)
+        await process.wait()
 
 
 def run_claude(
@@ -279,10 +289,9 @@ def run_claude(
     launch_for_url: Callable[[str], ClaudeLaunch],
     *,
     quiet: bool = False,
-    summary_stream: TextIO | None = None,
 ) -> int:
-    """`cc-proxy run`: bind, spawn claude, serve, and on claude's exit print the summary and
-    return its exit code."""
+    """`cc-proxy run`: bind, spawn claude, serve, and on claude's exit print the summary (on
+    stderr) and return its exit code."""
     sock = open_listen_socket()
     port = sock.getsockname()[1]
     launch = launch_for_url(base_url_for(LOOPBACK_HOST, port))
@@ -293,8 +302,7 @@ def run_claude(
     finally:
         sock.close()
     if not quiet:
-        stream = summary_stream if summary_stream is not None else sys.stderr
-        print(result.ledger.summary().render(), file=stream, flush=True)
+        print(result.ledger.summary().render(), file=sys.stderr, flush=True)
     return result.exit_code
 
 

@@ -49,6 +49,18 @@ def fake_launch(settings: ProxySettings, port: int, plan: dict[str, object]) -> 
     return ClaudeLaunch(sys.executable, [str(FAKE_CLAUDE)], env)
 
 
+def child_pids() -> list[int]:
+    tasks = Path("/proc/self/task")
+    return [int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 async def wait_for_file_key(path: Path, key: str, timeout: float = 30.0) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -131,3 +143,19 @@ async def test_a_missing_executable_raises_a_user_error_and_leaves_no_handlers(
         finally:
             sock.close()
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+async def test_when_the_proxy_cannot_serve_claude_is_stopped_and_the_user_told(
+    tmp_path: Path,
+) -> None:
+    async with FakeUpstream() as upstream:
+        settings = settings_for(upstream, tmp_path)
+        sock = open_listen_socket()
+        port = sock.getsockname()[1]
+        sock.close()  # the proxy will find nothing to serve on
+        report = tmp_path / "report.json"
+        plan = {"report": str(report), "wait_for_signal": True, "exit_on_signal": 0}
+        with pytest.raises(UserError, match="the proxy failed to start"):
+            await run_session(settings, fake_launch(settings, port, plan), sock)
+    # Claude was stopped and reaped: no child of ours runs the fake any more.
+    assert not [pid for pid in child_pids() if FAKE_CLAUDE.name in command_line(pid)]
