@@ -377,6 +377,24 @@ def test_orphan_tool_result_becomes_user_text() -> None:
     ]
 
 
+def test_orphan_result_beside_real_results_goes_after_the_tool_messages() -> None:
+    messages = upstream_messages(
+        [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [tool_use("t1")]},
+            {
+                "role": "user",
+                "content": [tool_result("ghost", "stale"), tool_result("t1", "fresh")],
+            },
+        ]
+    )
+    assert messages[1:] == [
+        {"role": "assistant", "content": "", "tool_calls": [call("t1")]},
+        {"role": "tool", "tool_call_id": "t1", "content": "fresh"},
+        {"role": "user", "content": "[tool result for ghost]: stale"},
+    ]
+
+
 def test_every_tool_call_has_exactly_one_following_tool_message() -> None:
     request_body = json.loads(FIXTURE.read_text())
     messages = translate(request_body, builtin("nemotron")).body["messages"]

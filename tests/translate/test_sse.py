@@ -94,3 +94,7 @@ def test_encode_event_has_event_line_and_compact_json_data() -> None:
     assert decode_all([encoded]) == [
         SSEMessage("content_block_delta", orjson.dumps(event).decode())
     ]
+
+
+def test_crlf_split_between_two_data_lines_does_not_end_the_event() -> None:
+    assert decode_all([b"data: a\r", b"\ndata: b\r\n\r\n"]) == [SSEMessage(None, "a\nb")]
