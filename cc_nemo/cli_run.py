@@ -92,7 +92,10 @@ def run_command(
             subagent_model=subagent_model,
         )
     except UserError as exc:
-        raise _with_double_dash_hint(exc, model, ctx.args) from exc
+        hinted = _with_double_dash_hint(exc, model, ctx.args)
+        if hinted is exc:
+            raise
+        raise hinted from exc
     executable = launcher.find_claude(claude, os.environ)
 
     def launch_for(base_url: str) -> launcher.ClaudeLaunch:
@@ -106,7 +109,7 @@ def run_command(
 
 
 def _with_double_dash_hint(error: UserError, model: str | None, extras: list[str]) -> UserError:
-    """`cc-proxy run -p "fix it"` makes "fix it" the model; say where claude's words go."""
+    """`cc-proxy run "fix it" -p` makes "fix it" the model; say where claude's words go."""
     from cc_nemo.catalog import UnknownModelError
 
     if model is None or not extras or not isinstance(error.__cause__, UnknownModelError):
