@@ -218,6 +218,13 @@ def test_gemma_channel_markup_is_split() -> None:
     assert blocks(events) == [("thinking", "hmm"), ("text", "Yes.")]
 
 
+def test_content_held_as_a_possible_tag_is_released_in_order_when_reasoning_appears() -> None:
+    events = checked(
+        run_chunks([delta(content="<"), delta(reasoning="r"), delta(content="b"), delta("stop")])
+    )
+    assert blocks(events) == [("text", "<"), ("thinking", "r"), ("text", "b")]
+
+
 def test_think_tags_are_left_alone_when_structured_reasoning_is_present() -> None:
     events = checked(
         run_chunks(
@@ -339,6 +346,20 @@ def test_missing_index_continues_the_last_call() -> None:
         )
     )
     assert tool_inputs(events) == [("T", {"a": 2})]
+
+
+def test_missing_index_continues_the_most_recent_call_not_the_first() -> None:
+    events = checked(
+        run_chunks(
+            [
+                delta(tool_calls=[fragment(0, id="a", name="A", arguments="{}")]),
+                delta(tool_calls=[fragment(1, id="b", name="B", arguments='{"x"')]),
+                delta(tool_calls=[{"function": {"arguments": ":1}"}}]),
+                delta("tool_calls"),
+            ]
+        )
+    )
+    assert tool_inputs(events) == [("A", {}), ("B", {"x": 1})]
 
 
 def test_new_id_on_a_reused_index_is_a_new_call() -> None:
@@ -753,6 +774,21 @@ def test_leaked_tool_call_json_is_salvaged_into_tool_use(content: str, expected:
     assert tool_inputs(events) == expected
     assert not any(kind == "text" for kind, _ in blocks(events))
     assert final_delta(events)["delta"]["stop_reason"] == "tool_use"
+
+
+def test_null_finaliser_does_not_stop_a_leaked_call_from_being_salvaged() -> None:
+    null_fragment = {"index": 0, "id": None, "type": None, "function": {"name": None}}
+    events = checked(
+        run_chunks(
+            [
+                delta(content='{"name": "Bash", "arguments": {"command": "ls"}}'),
+                delta(tool_calls=[null_fragment]),
+                delta("stop"),
+            ],
+            context(GPT_OSS, tools=["Bash"]),
+        )
+    )
+    assert tool_inputs(events) == [("Bash", {"command": "ls"})]
 
 
 @pytest.mark.parametrize(
