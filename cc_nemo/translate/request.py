@@ -165,7 +165,7 @@ def translate_request(
     context = ResponseContext(
         requested_model=request["model"],
         spec=spec,
-        tool_name_map={upstream: original for upstream, original in names.items()},
+        tool_name_map=dict(names),
         offered_tools=tuple(names[f["function"]["name"]] for f in functions),
         stop_sequences=stop_sequences,
         estimated_input_tokens=estimated_input,

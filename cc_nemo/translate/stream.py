@@ -167,26 +167,11 @@ class StreamTranslator:
             return events + self.fail(AnthropicError(500, "api_error", TRUNCATED_MESSAGE))
         for kind, text in self._splitter.flush():
             self._emit(kind, text, events)
-        calls = self._buffered_calls()
-        if self._held:
-            held = "".join(self._held)
-            self._held = []
-            self._holding = False
-            salvaged = None if calls else self._salvage(held)
-            if salvaged:
-                calls = salvaged
-            else:
-                self._write_text(held, events)
+        calls = self._settle_held_text(self._buffered_calls(), events)
         if self._ctx.disable_parallel_tool_use:
             calls = calls[:1]
-        if (
-            not calls
-            and not self._text_emitted
-            and self._ctx.spec.quirks.reasoning_as_text_fallback
-        ):
-            thinking = "\n\n".join([*self._all_thinking, "".join(self._open_thinking)]).strip()
-            if thinking:
-                self._write_text(thinking, events)
+        if not calls and not self._text_emitted:
+            self._reasoning_as_text(events)
         if self._prefill and not self._text_emitted:
             self._close_block(events)
             self._open_block("text", events)
@@ -332,6 +317,29 @@ class StreamTranslator:
             buffer.argument_parts = [compact_json(arguments)]
 
     # --- end of stream --------------------------------------------------------------------
+
+    def _settle_held_text(
+        self, calls: list[tuple[str, dict[str, Any]]], events: list[dict]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Text held for salvage becomes tool calls if it is a leaked call, else plain text."""
+        if not self._held:
+            return calls
+        held = "".join(self._held)
+        self._held = []
+        self._holding = False
+        salvaged = None if calls else self._salvage(held)
+        if salvaged:
+            return salvaged
+        self._write_text(held, events)
+        return calls
+
+    def _reasoning_as_text(self, events: list[dict]) -> None:
+        """Models that answer only in reasoning (Nemotron) would leave the user an empty reply."""
+        if not self._ctx.spec.quirks.reasoning_as_text_fallback:
+            return
+        thinking = "\n\n".join([*self._all_thinking, "".join(self._open_thinking)]).strip()
+        if thinking:
+            self._write_text(thinking, events)
 
     def _buffered_calls(self) -> list[tuple[str, dict[str, Any]]]:
         calls: list[tuple[str, dict[str, Any]]] = []
