@@ -237,11 +237,15 @@ def resolve_proxy_settings(
     """Everything one proxy needs, from arguments, environment, config and built-in defaults."""
     config = config if config is not None else load_config()
     catalog = build_catalog(config)
-    provider = resolve_provider(config)
+    # Models before credentials: a typo in the alias is the more likely mistake, and the
+    # user should not be sent to `cc-proxy login` to find out about it.
     main_name = model_choice(model, ENV_MODEL, config.default_model).value or DEFAULT_MODEL_ALIAS
     main_spec = resolve_model(catalog, main_name)
     small_name = model_choice(small_model, ENV_SMALL_MODEL, config.small_model).value
     subagent_name = model_choice(subagent_model, ENV_SUBAGENT_MODEL, config.subagent_model).value
+    small_spec = resolve_model(catalog, small_name) if small_name else main_spec
+    subagent_spec = resolve_model(catalog, subagent_name) if subagent_name else None
+    provider = resolve_provider(config)
     tunables = {**config.proxy, **overrides}
     allowed = {f.name for f in fields(ProxySettings)}
     unknown = set(tunables) - allowed
@@ -252,8 +256,8 @@ def resolve_proxy_settings(
         provider=provider,
         catalog=catalog,
         main_model=main_spec,
-        small_model=resolve_model(catalog, small_name) if small_name else main_spec,
-        subagent_model=resolve_model(catalog, subagent_name) if subagent_name else None,
+        small_model=small_spec,
+        subagent_model=subagent_spec,
         session_token=session_token,
         **tunables,
     )
