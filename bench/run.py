@@ -1,0 +1,891 @@
+"""cc-proxy against the zero-proxy baseline, in one run, on loopback.
+
+    python bench/run.py [--quick] [--rounds N] [--only NAME ...] [--json PATH]
+
+Three processes: the mock upstream (bench/mock_upstream.py), the proxy (`cc-proxy serve`, its
+CPU and peak RSS read from /proc) and this one, the load client. For every scenario the same
+conversation is sent straight to the mock as an OpenAI request (direct, "A") and through
+cc-proxy as Claude Code's Anthropic request (proxy, "B"), alternating A B A B so machine noise
+cancels; the table shows medians over the rounds. Then `cc-proxy --help` and
+`cc-proxy run` → claude spawned are timed. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+# isort: split
+# Sibling modules: bench/ is on sys.path when run as `python bench/run.py`.
+import bodies
+import loadgen
+import procstat
+import startup
+
+BENCH_DIR = Path(__file__).resolve().parent
+MOCK_SCRIPT = BENCH_DIR / "mock_upstream.py"
+DEFAULT_JSON = BENCH_DIR / "results.json"
+TOKEN = "bench-session-token-0123456789abcdef"
+GATEWAY_PATH = "/v1/bench-account/bench-gateway"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+# The proxy on uvloop, without changing the project: install the policy, then the real CLI.
+UVLOOP_BOOT = (
+    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+    "from cc_nemo.cli import main; sys.argv[0] = 'cc-proxy'; main()"
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    body: str  # "120k" or "2m"
+    stream: bool
+    concurrency: int
+    requests: int
+    quick_requests: int
+    max_seconds: float
+    mock: dict[str, Any]
+    what: str
+
+
+SCENARIOS = (
+    Scenario(
+        "120k-stream-c1",
+        "120k",
+        True,
+        1,
+        150,
+        30,
+        30,
+        {"chunks": 100},
+        "time to first delta on the Claude Code body",
+    ),
+    Scenario(
+        "120k-json-c1",
+        "120k",
+        False,
+        1,
+        150,
+        30,
+        30,
+        {"chunks": 100},
+        "non-streaming fallback",
+    ),
+    Scenario(
+        "120k-tools-c1",
+        "120k",
+        True,
+        1,
+        150,
+        30,
+        30,
+        {"chunks": 20, "tool_call": True, "tool_fragments": 24},
+        "text then a Bash tool call in 24 argument fragments",
+    ),
+    Scenario(
+        "2m-stream-c1",
+        "2m",
+        True,
+        1,
+        30,
+        8,
+        40,
+        {"chunks": 100},
+        "a 2 MB history",
+    ),
+    Scenario(
+        "2m-json-c1",
+        "2m",
+        False,
+        1,
+        30,
+        8,
+        40,
+        {"chunks": 100},
+        "a 2 MB history, non-streaming",
+    ),
+    Scenario(
+        "120k-stream-c20",
+        "120k",
+        True,
+        20,
+        400,
+        80,
+        15,
+        {"chunks": 100, "delay_ms": 2},
+        "20 sessions at once, chunks 2 ms apart like a fast model",
+    ),
+    Scenario(
+        "120k-json-c20",
+        "120k",
+        False,
+        20,
+        400,
+        80,
+        15,
+        {"chunks": 100, "delay_ms": 2},
+        "20 at once, non-streaming, answer after 100 x 2 ms",
+    ),
+    Scenario(
+        "120k-stream-c20-flat",
+        "120k",
+        True,
+        20,
+        400,
+        80,
+        10,
+        {"chunks": 100},
+        "20 at once with an infinitely fast upstream: CPU-bound capacity",
+    ),
+    Scenario(
+        "120k-long-c1",
+        "120k",
+        True,
+        1,
+        40,
+        10,
+        40,
+        {"chunks": 2000},
+        "a long answer (2000 chunks) from a fast upstream: proxy CPU per chunk",
+    ),
+    Scenario(
+        "120k-paced-c1",
+        "120k",
+        True,
+        1,
+        10,
+        3,
+        40,
+        {"chunks": 400, "delay_ms": 1},
+        "400 chunks 1 ms apart: every chunk read, translated and written on its own",
+    ),
+)
+
+
+# ---- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    process: asyncio.subprocess.Process
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def stop(self) -> None:
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+
+
+async def _read_line_with(
+    child: Child, prefix: str, log_path: Path, timeout: float = START_TIMEOUT_S
+) -> str:
+    """The first stdout line starting with `prefix` (the child's way of saying it is ready)."""
+    assert child.process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = await asyncio.wait_for(
+                child.process.stdout.readline(), deadline - time.monotonic()
+            )
+        except asyncio.TimeoutError:
+            break
+        if not line:
+            break
+        text = line.decode().strip()
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    detail = log_path.read_text()[-2000:] if log_path.exists() else ""
+    raise SystemExit(f"bench: {child.name} did not start (see {log_path}):\n{detail}")
+
+
+async def start_mock(workdir: Path) -> tuple[Child, str]:
+    log_path = workdir / "mock.log"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(MOCK_SCRIPT),
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log_path.open("wb"),
+    )
+    child = Child("mock upstream", process)
+    url = await _read_line_with(child, "listening on ", log_path)
+    return child, url
+
+
+def proxy_env(workdir: Path, mock_url: str) -> dict[str, str]:
+    """Credentials pointing at the mock, a known token, and private config/log directories."""
+    env = startup.clean_env(os.environ)
+    for name in ("CONFIG", "STATE", "CACHE", "DATA"):
+        path = workdir / name.lower()
+        path.mkdir(exist_ok=True)
+        env[f"XDG_{name}_HOME"] = str(path)
+    for name in list(env):
+        if name.startswith(("CC_PROXY_", "CF_", "CLOUDFLARE_", "ANTHROPIC_")):
+            del env[name]
+    env.update(
+        {
+            "CC_PROXY_PROVIDER": "cloudflare",
+            "CF_AI_GATEWAY_URL": mock_url + GATEWAY_PATH,
+            "CF_AIG_TOKEN": "bench-gateway-token",
+            "CC_PROXY_TOKEN": TOKEN,
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
+        }
+    )
+    return env
+
+
+async def start_proxy(
+    env: dict[str, str], workdir: Path, loop: str, wrapper: Path | None = None
+) -> tuple[Child, str]:
+    log_path = workdir / "proxy.stderr"
+    argv = ["serve", "nemotron", "--quiet"]
+    if wrapper is not None:
+        command = [sys.executable, str(wrapper), *argv]
+    elif loop == "uvloop":
+        command = [sys.executable, "-c", UVLOOP_BOOT, *argv]
+    else:
+        command = [startup.venv_script("cc-proxy"), *argv]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.PIPE, stderr=log_path.open("wb")
+    )
+    child = Child("cc-proxy serve", process)
+    url = await _read_line_with(child, "export ANTHROPIC_BASE_URL=", log_path)
+    return child, url.strip("'\"")
+
+
+# ---- one scenario ----------------------------------------------------------------------------
+
+
+@dataclass
+class RunStats:
+    """One run of one side: latency quantiles in ms, throughput, and (proxy) CPU and memory."""
+
+    side: str
+    round: int
+    requests: int
+    errors: int
+    ttft_p50: float | None
+    ttft_p99: float | None
+    total_p50: float
+    total_p99: float
+    rps: float
+    proxy_cpu_ms: float | None = None
+    cpu_ms_per_1k_chunks: float | None = None
+    cpu_ms_per_request: float | None = None
+    peak_rss_mb: float | None = None
+    mock_cpu_ms_per_request: float | None = None
+    # Warm-up included: how many upstream connections served how many upstream requests.
+    upstream_connections: int = 0
+    upstream_requests: int = 0
+    first_errors: list[str] = field(default_factory=list)
+
+
+def quantile(values: list[float], q: float) -> float:
+    """Linear-interpolated quantile (q in 0..1)."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run_stats(side: str, round_: int, result: loadgen.RunResult, *, stream: bool) -> RunStats:
+    ok = result.ok_samples
+    if not ok:
+        raise SystemExit(f"bench: every {side} request failed: {result.errors[:3]}")
+    totals = [s.total_s * 1000 for s in ok]
+    ttfts = [s.ttft_s * 1000 for s in ok if s.ttft_s is not None]
+    return RunStats(
+        side=side,
+        round=round_,
+        requests=len(ok),
+        errors=len(result.errors),
+        ttft_p50=quantile(ttfts, 0.5) if stream and ttfts else None,
+        ttft_p99=quantile(ttfts, 0.99) if stream and ttfts else None,
+        total_p50=quantile(totals, 0.5),
+        total_p99=quantile(totals, 0.99),
+        rps=len(ok) / result.wall_s if result.wall_s > 0 else 0.0,
+        first_errors=result.errors[:3],
+    )
+
+
+async def mock_call(mock_url: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+    async with aiohttp.ClientSession(trust_env=False) as session:
+        if payload is None:
+            request = session.get(mock_url + path)
+        else:
+            request = session.post(mock_url + path, data=orjson.dumps(payload))
+        async with request as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise SystemExit(f"bench: mock {path} answered {resp.status}: {body[:300]!r}")
+            return orjson.loads(body)
+
+
+@dataclass
+class Bench:
+    mock: Child
+    mock_url: str
+    proxy: Child
+    proxy_url: str
+    bodies: dict[tuple[str, bool], bodies.BodyPair]
+    rounds: int
+    quick: bool
+    session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def targets(self, scenario: Scenario) -> tuple[loadgen.Target, loadgen.Target]:
+        pair = self.bodies[(scenario.body, scenario.stream)]
+        accept = "text/event-stream" if scenario.stream else "application/json"
+        direct = loadgen.Target(
+            side="direct",
+            url=f"{self.mock_url}{GATEWAY_PATH}/compat/chat/completions",
+            body=pair.openai,
+            headers={
+                "Content-Type": "application/json",
+                "Accept": accept,
+                "cf-aig-authorization": "Bearer bench-gateway-token",
+                "User-Agent": "cc-proxy/bench",
+                "x-session-affinity": self.session_id,
+            },
+            protocol="openai",
+            stream=scenario.stream,
+        )
+        proxy = loadgen.Target(
+            side="proxy",
+            url=f"{self.proxy_url}/v1/messages?beta=true",
+            body=pair.anthropic,
+            # What Claude Code sends (CLAUDE-CODE.md section 3), trimmed to what matters.
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "Authorization": f"Bearer {TOKEN}",
+                "anthropic-version": "2023-06-01",
+                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+                "x-app": "cli",
+                "User-Agent": "claude-cli/2.1.330 (external, sdk-cli)",
+                "x-claude-code-session-id": self.session_id,
+            },
+            protocol="anthropic",
+            stream=scenario.stream,
+        )
+        return direct, proxy
+
+    async def check_answers(
+        self, scenario: Scenario, direct: loadgen.Target, proxy: loadgen.Target
+    ) -> dict[str, Any]:
+        """Both sides must say the same thing before either is timed."""
+        stats = await mock_call(self.mock_url, "/_mock/stats")
+        expected_tools = ("Bash",) if scenario.mock.get("tool_call") else ()
+        for target in (direct, proxy):
+            answer = await loadgen.fetch_answer(target)
+            if answer.text != stats["expected_text"] or answer.tools != expected_tools:
+                raise SystemExit(
+                    f"bench: {scenario.name}: {target.side} answered {answer.text[:80]!r} "
+                    f"tools={answer.tools}, expected {stats['expected_text'][:80]!r} "
+                    f"tools={expected_tools}"
+                )
+        return stats
+
+    async def run_scenario(self, scenario: Scenario) -> dict[str, Any]:
+        config = await mock_call(self.mock_url, "/_mock/config", scenario.mock)
+        chunks_per_reply = config["streamed_chunks_per_reply"] if scenario.stream else 0
+        direct, proxy = self.targets(scenario)
+        await self.check_answers(scenario, direct, proxy)
+        requests = scenario.quick_requests if self.quick else scenario.requests
+        procstat.reset_peak_rss(self.proxy.pid)
+        runs: list[RunStats] = []
+        for round_ in range(self.rounds):
+            for target in (direct, proxy):  # A B A B ...
+                runs.append(
+                    await self._one_run(scenario, target, round_, requests, chunks_per_reply)
+                )
+        peak = procstat.peak_rss_mb(self.proxy.pid)
+        return summarize(scenario, runs, peak, chunks_per_reply)
+
+    async def _one_run(
+        self,
+        scenario: Scenario,
+        target: loadgen.Target,
+        round_: int,
+        requests: int,
+        chunks_per_reply: int,
+    ) -> RunStats:
+        marks: dict[str, float] = {}
+
+        def measure_start() -> None:
+            marks["proxy_cpu"] = procstat.cpu_seconds(self.proxy.pid)
+            marks["mock_cpu"] = procstat.cpu_seconds(self.mock.pid)
+
+        before = await mock_call(self.mock_url, "/_mock/stats")
+        result = await loadgen.run_load(
+            target,
+            concurrency=scenario.concurrency,
+            requests=requests,
+            max_seconds=scenario.max_seconds,
+            on_measure_start=measure_start,
+        )
+        proxy_cpu_ms = (procstat.cpu_seconds(self.proxy.pid) - marks.get("proxy_cpu", 0)) * 1000
+        mock_cpu_ms = (procstat.cpu_seconds(self.mock.pid) - marks.get("mock_cpu", 0)) * 1000
+        after = await mock_call(self.mock_url, "/_mock/stats")
+        stats = run_stats(target.side, round_, result, stream=scenario.stream)
+        # Each stats call opens one connection of its own (counted in `after`).
+        stats.upstream_connections = after["connections"] - before["connections"] - 1
+        stats.upstream_requests = after["requests"] - before["requests"]
+        stats.mock_cpu_ms_per_request = mock_cpu_ms / stats.requests
+        if target.side == "proxy":
+            stats.proxy_cpu_ms = proxy_cpu_ms
+            stats.cpu_ms_per_request = proxy_cpu_ms / stats.requests
+            if chunks_per_reply:
+                stats.cpu_ms_per_1k_chunks = (
+                    proxy_cpu_ms / (stats.requests * chunks_per_reply) * 1000
+                )
+            stats.peak_rss_mb = procstat.peak_rss_mb(self.proxy.pid)
+        return stats
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def summarize(
+    scenario: Scenario, runs: list[RunStats], peak_rss: float, chunks_per_reply: int
+) -> dict[str, Any]:
+    """Medians over rounds per side; differences and ratios paired round by round."""
+    sides: dict[str, dict[str, Any]] = {}
+    for side in ("direct", "proxy"):
+        mine = [r for r in runs if r.side == side]
+        sides[side] = {
+            key: _median([getattr(r, key) for r in mine])
+            for key in (
+                "ttft_p50",
+                "ttft_p99",
+                "total_p50",
+                "total_p99",
+                "rps",
+                "cpu_ms_per_1k_chunks",
+                "cpu_ms_per_request",
+                "mock_cpu_ms_per_request",
+            )
+        }
+        sides[side]["requests"] = sum(r.requests for r in mine)
+        sides[side]["upstream_connections"] = sum(r.upstream_connections for r in mine)
+        sides[side]["upstream_requests"] = sum(r.upstream_requests for r in mine)
+        sides[side]["errors"] = sum(r.errors for r in mine)
+    pairs = list(
+        zip(
+            [r for r in runs if r.side == "direct"],
+            [r for r in runs if r.side == "proxy"],
+            strict=True,
+        )
+    )
+    compare: dict[str, Any] = {}
+    for key in ("ttft_p50", "ttft_p99", "total_p50", "total_p99", "rps"):
+        diffs = [
+            p_value - d_value
+            for d, p in pairs
+            if (d_value := getattr(d, key)) is not None and (p_value := getattr(p, key)) is not None
+        ]
+        ratios = [
+            p_value / d_value
+            for d, p in pairs
+            if (d_value := getattr(d, key)) and (p_value := getattr(p, key)) is not None
+        ]
+        compare[f"{key}_diff"] = _median(diffs)
+        compare[f"{key}_ratio"] = _median(ratios)
+    return {
+        "scenario": asdict(scenario),
+        "streamed_chunks_per_reply": chunks_per_reply,
+        "direct": sides["direct"],
+        "proxy": sides["proxy"],
+        "compare": compare,
+        "proxy_peak_rss_mb": peak_rss,
+        "runs": [asdict(r) for r in runs],
+    }
+
+
+# ---- output ----------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    header = (
+        f"{'scenario':<22} {'side':<7} {'ttft p50':>9} {'ttft p99':>9} {'total p50':>10} "
+        f"{'total p99':>10} {'req/s':>8} {'cpu/1k ch':>10} {'cpu/req':>8} {'peak RSS':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        name = r["scenario"]["name"]
+        for side in ("direct", "proxy"):
+            s = r[side]
+            proxy = side == "proxy"
+            lines.append(
+                f"{name if side == 'direct' else '':<22} {side:<7} {_fmt(s['ttft_p50']):>9} "
+                f"{_fmt(s['ttft_p99']):>9} {_fmt(s['total_p50']):>10} {_fmt(s['total_p99']):>10} "
+                f"{_fmt(s['rps']):>8} "
+                f"{_fmt(s['cpu_ms_per_1k_chunks']) if proxy else '':>10} "
+                f"{_fmt(s['cpu_ms_per_request'], 2) if proxy else '':>8} "
+                f"{_fmt(r['proxy_peak_rss_mb']) if proxy else '':>9}"
+            )
+        c = r["compare"]
+        lines.append(
+            f"{'':<22} {'diff':<7} {_fmt(c['ttft_p50_diff'], 2):>9} {_fmt(c['ttft_p99_diff'], 2):>9} "
+            f"{_fmt(c['total_p50_diff'], 2):>10} {_fmt(c['total_p99_diff'], 2):>10} "
+            f"{_fmt(c['rps_diff']):>8}"
+        )
+        lines.append(
+            f"{'':<22} {'ratio':<7} {_fmt(c['ttft_p50_ratio'], 2):>9} "
+            f"{_fmt(c['ttft_p99_ratio'], 2):>9} {_fmt(c['total_p50_ratio'], 2):>10} "
+            f"{_fmt(c['total_p99_ratio'], 2):>10} {_fmt(c['rps_ratio'], 2):>8}"
+        )
+    lines.append("(ms, medians over rounds; diff and ratio are proxy vs direct, paired per round)")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Check:
+    target: str
+    measured: str
+    met: bool | None
+
+
+def checks(
+    results: dict[str, dict[str, Any]], overall_peak: float | None, starts: dict[str, Any]
+) -> list[Check]:
+    found: list[Check] = []
+
+    def add(target: str, measured: float | None, limit: float, fmt: Callable[[float], str]) -> None:
+        if measured is None:
+            found.append(Check(target, "not measured", None))
+        else:
+            found.append(Check(target, fmt(measured), measured <= limit))
+
+    ms = lambda v: f"{v:+.2f} ms"  # noqa: E731
+    if "120k-stream-c1" in results:
+        add(
+            "added time to first delta, 120 KB, c1, p50 <= 3 ms",
+            results["120k-stream-c1"]["compare"]["ttft_p50_diff"],
+            3,
+            ms,
+        )
+    if "2m-stream-c1" in results:
+        add(
+            "a 2 MB request adds <= 15 ms (first delta, p50)",
+            results["2m-stream-c1"]["compare"]["ttft_p50_diff"],
+            15,
+            ms,
+        )
+    if "2m-json-c1" in results:
+        add(
+            "a 2 MB request adds <= 15 ms (non-streaming total, p50)",
+            results["2m-json-c1"]["compare"]["total_p50_diff"],
+            15,
+            ms,
+        )
+    if "120k-stream-c20" in results:
+        r = results["120k-stream-c20"]
+        ratio = r["compare"]["rps_ratio"]
+        found.append(Check("req/s at c20 >= 80 % of direct", f"{ratio:.0%}", ratio >= 0.8))
+        p50, p99 = r["proxy"]["ttft_p50"], r["proxy"]["ttft_p99"]
+        found.append(
+            Check(
+                "first-token p99 <= 2 x p50 at c20 (through the proxy)",
+                f"p50 {p50:.1f} ms, p99 {p99:.1f} ms ({p99 / p50:.2f} x)",
+                p99 <= 2 * p50,
+            )
+        )
+    if "120k-long-c1" in results:
+        add(
+            "proxy CPU per 1000 streamed chunks <= 20 ms",
+            results["120k-long-c1"]["proxy"]["cpu_ms_per_1k_chunks"],
+            20,
+            lambda v: f"{v:.1f} ms",
+        )
+    if overall_peak is not None:
+        add("proxy peak RSS <= 60 MB", overall_peak, 60, lambda v: f"{v:.1f} MB")
+    if "help" in starts:
+        add("cc-proxy --help <= 300 ms", starts["help"]["median_ms"], 300, lambda v: f"{v:.0f} ms")
+    if "launch" in starts:
+        add(
+            "command start to claude spawned <= 350 ms",
+            starts["launch"]["median_ms"],
+            350,
+            lambda v: f"{v:.0f} ms",
+        )
+    return found
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import version
+
+    def pkg(name: str) -> str:
+        try:
+            return version(name)
+        except Exception:
+            return "absent"
+
+    commit = subprocess.run(
+        ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg(),
+        "commit": commit,
+        "aiohttp": pkg("aiohttp"),
+        "orjson": pkg("orjson"),
+        "uvloop": pkg("uvloop"),
+    }
+
+
+# ---- main ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def workdir(keep: bool) -> Iterator[Path]:
+    if keep:
+        path = Path(tempfile.mkdtemp(prefix="cc-proxy-bench-"))
+        print(f"bench: keeping logs in {path}", file=sys.stderr)
+        yield path
+    else:
+        with tempfile.TemporaryDirectory(prefix="cc-proxy-bench-") as name:
+            yield Path(name)
+
+
+def build_bodies(names: set[str]) -> dict[tuple[str, bool], bodies.BodyPair]:
+    requests: dict[str, dict[str, Any]] = {}
+    if "120k" in names:
+        requests["120k"] = bodies.base_request()
+    if "2m" in names:
+        requests["2m"] = bodies.grown_request()
+    return {
+        (name, stream): bodies.body_pair(name, request, stream=stream)
+        for name, request in requests.items()
+        for stream in (True, False)
+    }
+
+
+async def bench_traffic(
+    args: argparse.Namespace, scenarios: list[Scenario], work: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    pairs = build_bodies({s.body for s in scenarios})
+    for (name, stream), pair in sorted(pairs.items()):
+        print(
+            f"bench: body {name} stream={stream}: Anthropic {len(pair.anthropic) / 1024:.0f} KiB, "
+            f"OpenAI {len(pair.openai) / 1024:.0f} KiB",
+            file=sys.stderr,
+        )
+    mock, mock_url = await start_mock(work)
+    proxy: Child | None = None
+    try:
+        env = proxy_env(work, mock_url)
+        proxy, proxy_url = await start_proxy(env, work, args.proxy_loop, args.proxy_wrapper)
+        await asyncio.sleep(0.2)
+        idle = {
+            "rss_mb": procstat.rss_mb(proxy.pid),
+            "peak_rss_mb": procstat.peak_rss_mb(proxy.pid),
+        }
+        bench = Bench(mock, mock_url, proxy, proxy_url, pairs, args.rounds, args.quick)
+        results = []
+        for scenario in scenarios:
+            started = time.monotonic()
+            print(
+                f"bench: {scenario.name} ({scenario.what}) ...", file=sys.stderr, end="", flush=True
+            )
+            async with profiling(args.profile, proxy.pid, scenario.name):
+                results.append(await bench.run_scenario(scenario))
+            print(f" {time.monotonic() - started:.1f} s", file=sys.stderr)
+        proxy_info = {
+            "idle": idle,
+            "peak_rss_mb_overall": max(
+                [r["proxy_peak_rss_mb"] for r in results] + [idle["peak_rss_mb"]]
+            ),
+            "loop": args.proxy_loop,
+        }
+        return results, proxy_info
+    finally:
+        if proxy is not None:
+            await proxy.stop()
+        await mock.stop()
+
+
+@contextlib.asynccontextmanager
+async def profiling(directory: Path | None, pid: int, name: str) -> AsyncIterator[None]:
+    """With --profile: py-spy samples the proxy during the scenario (idle time left out), and
+    writes a collapsed-stack file (for flamegraph.pl / speedscope) and a top-of-profile view."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"{name}.collapsed"
+    process = await asyncio.create_subprocess_exec(
+        startup.venv_script("py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "1000",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+        "--gil",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(0.5)  # let it attach
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+def bench_startup(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    cc_proxy = startup.venv_script("cc-proxy")
+    env = proxy_env(work, "http://127.0.0.1:9")  # never contacted: the fake claude exits at once
+    repeats = 5 if args.quick else 10
+    help_timing = startup.help_time(cc_proxy, env, repeats)
+    launch, exit_ = startup.launch_time(cc_proxy, env, work, repeats)
+    return {"help": asdict(help_timing), "launch": asdict(launch), "run_exit": asdict(exit_)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="cc-proxy vs the zero-proxy baseline")
+    parser.add_argument("--quick", action="store_true", help="few requests, 2 rounds: a smoke run")
+    parser.add_argument("--rounds", type=int, default=None, help="A B rounds (default 3, quick 2)")
+    parser.add_argument("--only", nargs="*", default=None, help="scenario names to run")
+    parser.add_argument("--no-startup", action="store_true", help="skip --help / launch timing")
+    parser.add_argument("--no-traffic", action="store_true", help="only --help / launch timing")
+    parser.add_argument("--proxy-loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--proxy-wrapper",
+        type=Path,
+        default=None,
+        metavar="SCRIPT",
+        help="run the proxy as `python SCRIPT serve ...` (instrumentation experiments)",
+    )
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="sample the proxy with py-spy per scenario into DIR/<scenario>.collapsed",
+    )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    args.rounds = args.rounds or (2 if args.quick else 3)
+    if not 1 <= args.rounds <= 20:
+        parser.error("--rounds must be 1..20")
+    scenarios = [s for s in SCENARIOS if args.only is None or s.name in args.only]
+    if args.only and len(scenarios) != len(args.only):
+        parser.error(f"unknown scenario; known: {', '.join(s.name for s in SCENARIOS)}")
+
+    started = time.monotonic()
+    env_before = environment()
+    with workdir(args.keep_logs) as work:
+        results: list[dict[str, Any]] = []
+        proxy_info: dict[str, Any] = {}
+        if not args.no_traffic and scenarios:
+            results, proxy_info = asyncio.run(bench_traffic(args, scenarios, work))
+        if results:
+            print(table(results), flush=True)
+        starts: dict[str, Any] = {}
+        if not args.no_startup:
+            try:
+                starts = bench_startup(args, work)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print(f"bench: start-up timing failed: {exc}", file=sys.stderr)
+
+    by_name = {r["scenario"]["name"]: r for r in results}
+    found = checks(by_name, proxy_info.get("peak_rss_mb_overall"), starts)
+    if results:
+        print(
+            f"proxy RSS: {proxy_info['idle']['rss_mb']:.1f} MB idle, "
+            f"{proxy_info['peak_rss_mb_overall']:.1f} MB peak over the run "
+            f"(event loop: {proxy_info['loop']})"
+        )
+    if starts:
+        h, launch, ended = starts["help"], starts["launch"], starts["run_exit"]
+        print(
+            f"cc-proxy --help: {h['median_ms']:.0f} ms median ({h['min_ms']:.0f}-{h['max_ms']:.0f}, "
+            f"n={h['samples']}); run -> claude spawned: {launch['median_ms']:.0f} ms median "
+            f"({launch['min_ms']:.0f}-{launch['max_ms']:.0f}); run -> exit with a claude that "
+            f"exits at once: {ended['median_ms']:.0f} ms"
+        )
+    print("targets:")
+    for check in found:
+        mark = {True: "met   ", False: "MISSED", None: "n/a   "}[check.met]
+        print(f"  {mark} {check.target}: {check.measured}")
+    elapsed = time.monotonic() - started
+    print(
+        f"({elapsed:.0f} s; {env_before['cpus']} CPUs; load average before "
+        f"{env_before['loadavg'][0]:.2f}, after {os.getloadavg()[0]:.2f})"
+    )
+    report = {
+        "command": " ".join(
+            ["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
+        "environment": env_before,
+        "load_average_after": os.getloadavg(),
+        "elapsed_s": elapsed,
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "proxy": proxy_info,
+        "scenarios": results,
+        "startup": starts,
+        "targets": [asdict(c) for c in found],
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    print(f"(full results: {args.json})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
