@@ -59,7 +59,9 @@ class ModelSpec:
     user_defined: bool = False
     note: str = ""
 
-    def cost_usd(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+    def cost_usd(
+        self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+    ) -> float:
         """Estimated cost of one request at catalog prices."""
         cached_price = (
             self.cached_input_price_per_mtok
