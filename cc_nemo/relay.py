@@ -570,14 +570,7 @@ class MessagesRelay:
                 "cache_read_input_tokens": 0,
             },
         }
-        exchange.usage = usage_of(message)
-        if not exchange.stream:
-            return web.Response(body=orjson.dumps(message), content_type="application/json")
-        response = await start_event_stream(request)
-        await self._sink(response, exchange).send(
-            [message_start_event(message), *message_events(message)]
-        )
-        return response
+        return await self._deliver_message(request, exchange, message)
 
     # ---- pass-through (provider kind "anthropic")
 
@@ -609,16 +602,22 @@ class MessagesRelay:
             exchange.mark_first_byte()
             message = fold_anthropic_sse(raw) if reply.is_event_stream else parse_message(raw)
             message["model"] = exchange.requested_model
-            exchange.usage = usage_of(message)
-            if not exchange.stream:
-                return web.Response(body=orjson.dumps(message), content_type="application/json")
-            response = await start_event_stream(request)
-            await self._sink(response, exchange).send(
-                [message_start_event(message), *message_events(message)]
-            )
-            return response
+            return await self._deliver_message(request, exchange, message)
         finally:
             reply.close()
+
+    async def _deliver_message(
+        self, request: web.Request, exchange: Exchange, message: dict[str, Any]
+    ) -> web.StreamResponse:
+        """A complete message, as JSON or replayed as events, whichever the client asked for."""
+        exchange.usage = usage_of(message)
+        if not exchange.stream:
+            return web.Response(body=orjson.dumps(message), content_type="application/json")
+        response = await start_event_stream(request)
+        await self._sink(response, exchange).send(
+            [message_start_event(message), *message_events(message)]
+        )
+        return response
 
     async def _pump_passthrough(
         self, request: web.Request, reply: UpstreamReply, exchange: Exchange
