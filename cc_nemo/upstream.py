@@ -47,10 +47,25 @@ def create_session(*, connect_timeout: float) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect_timeout),
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
-        # Honour HTTPS_PROXY/NO_PROXY like other developer tools do.
-        trust_env=True,
+        # HTTPS_PROXY/NO_PROXY are honoured, but read once per UpstreamClient (env_proxy_for):
+        # trust_env=True would look them and ~/.netrc up in a worker thread on every request,
+        # ~0.6 ms of CPU and ~1 ms of latency each (bench/README.md).
+        trust_env=False,
         headers={"User-Agent": USER_AGENT},
     )
+
+
+def env_proxy_for(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The HTTP(S)_PROXY the environment sets for `url` (NO_PROXY honoured), like other
+    developer tools; (None, None) when requests go direct."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except (LookupError, ValueError):
+        return None, None
+    return str(proxy), auth
 
 
 class UpstreamReply:
@@ -133,6 +148,7 @@ class UpstreamClient:
         self._headers = dict(headers)
         self.first_byte_timeout = first_byte_timeout
         self.read_timeout = read_timeout
+        self._proxy, self._proxy_auth = env_proxy_for(url)
 
     async def post(self, body: bytes, *, headers: Mapping[str, str]) -> UpstreamReply:
         """Send one request and wait (at most first_byte_timeout) for the status line and headers.
@@ -141,7 +157,14 @@ class UpstreamClient:
         merged = {**headers, **self._headers}
         try:
             response = await asyncio.wait_for(
-                self._session.post(self.url, data=body, headers=merged, allow_redirects=False),
+                self._session.post(
+                    self.url,
+                    data=body,
+                    headers=merged,
+                    allow_redirects=False,
+                    proxy=self._proxy,
+                    proxy_auth=self._proxy_auth,
+                ),
                 timeout=self.first_byte_timeout,
             )
         except asyncio.TimeoutError:
