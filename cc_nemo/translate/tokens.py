@@ -65,23 +65,44 @@ class _Tally:
             self.texts.append(text)
 
     def tokens(self) -> int:
-        return estimate_text_tokens("\n".join(self.texts)) + self.extra_tokens
+        """As if the texts were joined with newlines, but counted one by one: a joined string
+        is as wide as its widest character (one emoji makes a 2 MB history an 8 MB string:
+        10 ms and 15 MB at peak, against 2 ms and under 1 MB)."""
+        if not self.texts:
+            return self.extra_tokens
+        counts = [0, 0, 0, 0]
+        for text in self.texts:
+            _add_counts(counts, text)
+        counts[0] += len(self.texts) - 1  # the joining newlines
+        return _tokens_from_counts(counts) + self.extra_tokens
 
 
 def estimate_text_tokens(text: str) -> int:
     """Tokens of plain text by the calibrated character-class model above."""
     if not text:
         return 0
+    counts = [0, 0, 0, 0]
+    _add_counts(counts, text)
+    return _tokens_from_counts(counts)
+
+
+def _add_counts(counts: list[int], text: str) -> None:
+    """Add the text's letters-and-whitespace, digits, ASCII punctuation and non-ASCII
+    characters to `counts`."""
     data = text.encode("utf-8", "surrogatepass")
     # Letters and whitespace are most of any request: drop them first so the remaining
     # passes run over a small rest.
     rest = data.translate(None, _LETTERS_AND_SPACE)
-    letters_and_space = len(data) - len(rest)
+    counts[0] += len(data) - len(rest)
     without_digits = rest.translate(None, _DIGITS)
-    digits = len(rest) - len(without_digits)
-    ascii_punctuation = len(without_digits.translate(None, _NON_ASCII))
+    counts[1] += len(rest) - len(without_digits)
+    counts[2] += len(without_digits.translate(None, _NON_ASCII))
     # One leading byte per non-ASCII character; continuation bytes are not counted.
-    non_ascii_chars = len(without_digits) - len(without_digits.translate(None, _UTF8_LEADING))
+    counts[3] += len(without_digits) - len(without_digits.translate(None, _UTF8_LEADING))
+
+
+def _tokens_from_counts(counts: list[int]) -> int:
+    letters_and_space, digits, ascii_punctuation, non_ascii_chars = counts
     estimate = (
         LETTER_AND_SPACE_TOKENS * letters_and_space
         + DIGIT_TOKENS * digits

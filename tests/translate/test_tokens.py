@@ -119,3 +119,24 @@ def test_estimating_a_2mb_request_is_fast() -> None:
     started = time.perf_counter()
     estimate_tokens(request)
     assert time.perf_counter() - started < 0.1
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["plain ascii", "more text 123"],
+        ["naïve café", "x"],  # Latin-1
+        ["em — dash", "ascii", "«quotes»"],  # two-byte code points beside narrow texts
+        ["rocket 🚀", "a" * 5000, "digits 0123456789"],  # one astral character
+        ["line\u2028separator", "\t\r\n"],
+        ["single"],
+    ],
+)
+def test_a_request_counts_as_its_texts_joined_by_newlines(texts: list[str]) -> None:
+    """Texts are counted one by one (one wide character would otherwise widen the whole
+    joined request), with exactly the result of counting them joined."""
+    request = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": t} for t in texts]}]
+    }
+    overhead = estimate_tokens({"messages": [{"role": "user", "content": []}]})
+    assert estimate_tokens(request) == estimate_text_tokens("\n".join(texts)) + overhead
