@@ -41,14 +41,18 @@ def base_request() -> dict[str, Any]:
 
 
 def _read_result_text(turn: int) -> str:
-    """A 500-line file as Claude Code's Read tool returns it (`cat -n` style)."""
+    """A 500-line source file as Claude Code's Read tool returns it (`N<TAB>line`, as in the
+    captured request). Source is mostly ASCII; every eighth file has a non-ASCII comment, so
+    the proxy's UTF-8 paths get their share of the work."""
     lines = []
     for line in range(1, READ_TURN_LINES + 1):
         n = turn * READ_TURN_LINES + line
         lines.append(
-            f"{line:6d}\tdef function_{n}(alpha, beta):  "
-            f'return {{"sum": alpha + beta, "id": {n}}}  # ünïcode {n % 97}'
+            f"{line}\tdef function_{n}(alpha, beta):  "
+            f'return {{"sum": alpha + beta, "id": {n}, "scale": {n % 97}}}  # case {n}'
         )
+    if turn % 8 == 7:
+        lines[READ_TURN_LINES // 2] += "  # naïve café — «non-ASCII»"
     return "\n".join(lines)
 
 

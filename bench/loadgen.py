@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,20 +113,26 @@ async def run_load(
     on_measure_start: Callable[[], None] = lambda: None,
 ) -> RunResult:
     """One warm-up request per connection, then up to `requests` timed requests from
-    `concurrency` workers; no new request starts after `max_seconds`."""
+    `concurrency` workers; no new request starts after `max_seconds`.
+
+    The workers' first requests are spread evenly over one request's duration, as independent
+    sessions would be; all started at once they stay in lockstep, and every round of
+    requests queues behind itself on either side."""
     result = RunResult()
     async with make_session(concurrency) as session:
         warm = await asyncio.gather(*(one_request(session, target) for _ in range(concurrency)))
         result.errors += [s.error or "" for s in warm if not s.ok]
         if result.errors:
             return result
+        spread = statistics.median(s.total_s for s in warm) / concurrency
         on_measure_start()
         remaining = requests
         started = time.perf_counter()
         deadline = started + max_seconds
 
-        async def worker() -> None:
+        async def worker(position: int) -> None:
             nonlocal remaining
+            await asyncio.sleep(position * spread)
             while remaining > 0 and time.perf_counter() < deadline:
                 remaining -= 1
                 sample = await one_request(session, target)
@@ -133,7 +140,7 @@ async def run_load(
                 if not sample.ok:
                     result.errors.append(sample.error or "")
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(position) for position in range(concurrency)))
         result.wall_s = time.perf_counter() - started
     return result
 
