@@ -115,7 +115,7 @@ def exact_json(value: Any) -> bytes:
 
     orjson returns its output in the buffer it reserved, up to ten times the output's length,
     and aiohttp keeps a request body until the reply is released: for a streamed answer, the
-    whole answer long (bench/README.md: 4-6 MB of peak RSS at 20 concurrent 120 KB requests)."""
+    whole answer long (bench/README.md: 2-6 MB of peak RSS at 20 concurrent 120 KB requests)."""
     return bytes(memoryview(orjson.dumps(value)))
 
 
