@@ -31,3 +31,8 @@ def test_ci_runs_exactly_the_readme_development_commands() -> None:
 def test_the_test_command_is_the_last_step_of_both() -> None:
     assert readme_development_commands()[-1] == "python -m pytest -q"
     assert ci_development_commands()[-1] == "python -m pytest -q"
+
+
+def test_no_ci_step_hides_a_failure_behind_and_and() -> None:
+    """Under `set -e`, a failing command on the left of `&&` does not stop the script."""
+    assert [line for line in ci_development_commands() if "&&" in line] == []
