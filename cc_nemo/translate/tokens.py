@@ -112,26 +112,26 @@ def _tokens_from_counts(counts: list[int]) -> int:
     return max(round(estimate), 1)
 
 
+def _add_content(tally: _Tally, content: object) -> None:
+    """System prompts and message contents alike are a string or a list of blocks."""
+    if isinstance(content, str):
+        tally.add(content)
+    elif isinstance(content, list):
+        _add_blocks(tally, content)
+
+
 def estimate_tokens(request: Mapping) -> int:
     """Estimated input tokens of an Anthropic request (system + messages + tools); always >= 1."""
     tally = _Tally()
     tally.extra_tokens += REQUEST_OVERHEAD_TOKENS
-    system = request.get("system")
-    if isinstance(system, str):
-        tally.add(system)
-    elif isinstance(system, list):
-        _add_blocks(tally, system)
+    _add_content(tally, request.get("system"))
     messages = request.get("messages")
     if isinstance(messages, list):
         for message in messages:
             if not isinstance(message, Mapping):
                 continue
             tally.extra_tokens += MESSAGE_OVERHEAD_TOKENS
-            content = message.get("content")
-            if isinstance(content, str):
-                tally.add(content)
-            elif isinstance(content, list):
-                _add_blocks(tally, content)
+            _add_content(tally, message.get("content"))
     tools = request.get("tools")
     if isinstance(tools, list):
         for tool in tools:
