@@ -50,7 +50,6 @@ from cc_nemo.translate.errors import (
     connect_error,
     invalid_request,
     map_upstream_error,
-    stream_error_from_chunk,
     timeout_error,
 )
 from cc_nemo.translate.request import (
@@ -60,8 +59,8 @@ from cc_nemo.translate.request import (
     validate_request,
 )
 from cc_nemo.translate.response import translate_completion
-from cc_nemo.translate.sse import SSEDecoder, SSEMessage
-from cc_nemo.translate.stream import StreamTranslator
+from cc_nemo.translate.sse import SSEDecoder
+from cc_nemo.translate.stream import StreamTranslator, payload_error
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.translate.usage import Usage
 from cc_nemo.upstream import (
@@ -265,8 +264,8 @@ class MessagesRelay:
         """A 2xx upstream reply, after at most max_retries proxy-side retries; else ProxyError."""
         attempt = 0
         tool_choice_relaxed = False
+        encoded = exact_json(body)
         while True:
-            encoded = exact_json(body)
             if self.settings.log_bodies:
                 log.info("%s upstream request: %s", exchange.request_id, _clip(encoded))
             exchange.upstream_attempts += 1
@@ -295,6 +294,7 @@ class MessagesRelay:
                     self.forced_tool_choice_rejected.add(exchange.upstream_model)
                     exchange.notes.append("tool_choice=required rejected; retried with auto")
                     body = {**body, "tool_choice": "auto"}
+                    encoded = exact_json(body)
                     continue
             if error.retryable_upstream and attempt < self.settings.max_retries:
                 delay = retry_delay(
@@ -347,7 +347,7 @@ class MessagesRelay:
                 accumulator.add(event)
             message = accumulator.result()
         else:
-            completion = self._parse_completion(raw)
+            completion = self._parse_completion(raw, context)
             message = translate_completion(
                 completion, context, message_id=message_id, new_tool_id=new_tool_id
             )
@@ -367,7 +367,7 @@ class MessagesRelay:
             log.info("%s upstream reply: %s", exchange.request_id, _clip(raw))
         return raw
 
-    def _parse_completion(self, raw: bytes) -> dict[str, Any]:
+    def _parse_completion(self, raw: bytes, context: ResponseContext) -> dict[str, Any]:
         try:
             completion = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -380,7 +380,7 @@ class MessagesRelay:
             raise ProxyError(
                 AnthropicError(500, "api_error", "the upstream answered with an unexpected body")
             )
-        error = stream_error_from_chunk(completion)
+        error = payload_error(completion, context)
         if error is not None:
             raise ProxyError(error)
         return completion
@@ -390,14 +390,11 @@ class MessagesRelay:
     ) -> list[dict[str, Any]]:
         decoder = SSEDecoder()
         events = translator.start()
-        saw_done = False
         for message in [*decoder.feed(raw), *decoder.flush()]:
-            saw_done = self._feed_sse(message, translator, events, exchange)
-            if saw_done or translator.finished:
-                break
-        if not translator.finished:
-            events += translator.finish(saw_done=saw_done)
-        return events
+            events += translator.feed_data(message.data)
+            if translator.finished:
+                return events
+        return events + translator.finish(saw_done=False)
 
     # ---- streaming
 
@@ -461,7 +458,7 @@ class MessagesRelay:
         try:
             raw = await sink.wait_pinging(reading)
             exchange.mark_first_byte()
-            completion = self._parse_completion(raw)
+            completion = self._parse_completion(raw, context)
         except ProxyError as exc:
             await sink.send(translator.fail(exc.error))
             return
@@ -481,7 +478,6 @@ class MessagesRelay:
         exchange: Exchange,
     ) -> None:
         decoder = SSEDecoder()
-        saw_done = False
         logged = _BodyLog(self.settings.log_bodies)
         try:
             async with contextlib.aclosing(self._chunks(reply, sink, exchange)) as chunks:
@@ -489,11 +485,11 @@ class MessagesRelay:
                     logged.add(data)
                     events: list[dict[str, Any]] = []
                     for message in decoder.feed(data):
-                        saw_done = self._feed_sse(message, translator, events, exchange)
-                        if saw_done or translator.finished:
+                        events += translator.feed_data(message.data)
+                        if translator.finished:
                             break
                     await sink.send(events)
-                    if saw_done or translator.finished:
+                    if translator.finished:
                         break
         except UpstreamTimeout as exc:
             await sink.send(translator.fail(timeout_error(str(exc))))
@@ -503,39 +499,11 @@ class MessagesRelay:
         if translator.finished:
             return
         events = []
-        if not saw_done:
-            for message in decoder.flush():
-                saw_done = self._feed_sse(message, translator, events, exchange)
-        if not translator.finished:
-            events += translator.finish(saw_done=saw_done)
+        for message in decoder.flush():
+            events += translator.feed_data(message.data)
+        # At EOF without `[DONE]`: complete after a finish_reason, a truncation error otherwise.
+        events += translator.finish(saw_done=False)
         await sink.send(events)
-
-    def _feed_sse(
-        self,
-        message: SSEMessage,
-        translator: StreamTranslator,
-        events: list[dict[str, Any]],
-        exchange: Exchange,
-    ) -> bool:
-        """Translate one upstream SSE message into `events`; True at `[DONE]`."""
-        data = message.data.strip()
-        if data == "[DONE]":
-            return True
-        if not data:
-            return False
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            log.warning("%s skipped an unparseable upstream chunk", exchange.request_id)
-            return False
-        if not isinstance(chunk, dict):
-            return False
-        error = stream_error_from_chunk(chunk)
-        if error is not None:
-            events += translator.fail(error)
-            return False
-        events += translator.feed(chunk)
-        return False
 
     async def _chunks(
         self, reply: UpstreamReply, sink: EventSink, exchange: Exchange
@@ -598,7 +566,7 @@ class MessagesRelay:
             "stop_reason": "end_turn",
             "stop_sequence": None,
             "usage": {
-                "input_tokens": max(1, estimate_tokens(payload)),
+                "input_tokens": estimate_tokens(payload),
                 "output_tokens": 0,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": 0,

@@ -330,7 +330,7 @@ async def _count_tokens(request: web.Request) -> web.Response:
         raise ProxyError(invalid_request("messages: field required"))
     if not isinstance(payload["messages"], list):
         raise ProxyError(invalid_request("messages: must be a list"))
-    return _json({"input_tokens": max(1, estimate_tokens(payload))})
+    return _json({"input_tokens": estimate_tokens(payload)})
 
 
 def _model_info(settings: ProxySettings, spec: ModelSpec) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from typing import Any
 
 import orjson
 
-from cc_nemo.translate.errors import AnthropicError, stream_error_from_chunk
+from cc_nemo.translate.errors import AnthropicError
 from cc_nemo.translate.request import ResponseContext
-from cc_nemo.translate.stream import StreamTranslator
+from cc_nemo.translate.stream import StreamTranslator, payload_error
 
 
 class UpstreamErrorPayload(Exception):
@@ -30,7 +30,7 @@ def translate_completion(
 ) -> dict:
     """The Anthropic Message for one non-streamed completion; raises UpstreamErrorPayload."""
     completion = _unwrap_envelope(completion)
-    error = stream_error_from_chunk(completion)
+    error = payload_error(completion, ctx)
     if error is not None:
         raise UpstreamErrorPayload(error)
     translator = StreamTranslator(ctx, message_id=message_id, new_tool_id=new_tool_id)

@@ -20,7 +20,7 @@ from cc_nemo.translate.request import ResponseContext
 from cc_nemo.translate.think import ThinkTagSplitter
 from cc_nemo.translate.usage import Usage, usage_from_openai
 
-__all__ = ["StreamTranslator", "Usage", "synthetic_signature", "usage_from_openai"]
+__all__ = ["StreamTranslator", "Usage", "payload_error", "synthetic_signature", "usage_from_openai"]
 
 BlockKind = Literal["thinking", "text"]
 TRUNCATED_MESSAGE = "upstream stream truncated"
@@ -41,6 +41,17 @@ class _ToolBuffer:
     upstream_id: str | None = None
     name: str = ""
     argument_parts: list[str] = field(default_factory=list)
+
+
+def payload_error(payload: Mapping, ctx: ResponseContext) -> AnthropicError | None:
+    """An upstream error payload (in a stream or as a 200 body), mapped with the request's own
+    figures so an overflow gets the right one of Anthropic's two wordings."""
+    return stream_error_from_chunk(
+        payload,
+        estimated_input_tokens=ctx.estimated_input_tokens,
+        context_window=ctx.spec.context_window,
+        max_tokens=ctx.max_tokens,
+    )
 
 
 def synthetic_signature(thinking: str) -> str:
@@ -130,12 +141,7 @@ class StreamTranslator:
         events = self.start()
         if not isinstance(chunk, Mapping):
             return events
-        error = stream_error_from_chunk(
-            chunk,
-            estimated_input_tokens=self._ctx.estimated_input_tokens,
-            context_window=self._ctx.spec.context_window,
-            max_tokens=self._ctx.max_tokens,
-        )
+        error = payload_error(chunk, self._ctx)
         if error is not None:
             return events + self.fail(error)
         usage = chunk.get("usage")

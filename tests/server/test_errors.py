@@ -226,6 +226,7 @@ async def test_upstream_dropping_mid_stream_ends_with_an_error_event(
         await stream_text(proxy)
     assert raised.value.body["error"]["type"] == "api_error"
     assert proxy.ledger.records[-1].error_type == "api_error"
+    assert len(proxy.fake.requests) == 1  # never retried once bytes have flowed
 
 
 async def test_error_chunk_inside_the_stream_becomes_an_error_event(
@@ -236,6 +237,8 @@ async def test_error_chunk_inside_the_stream_becomes_an_error_event(
     with pytest.raises(anthropic.APIStatusError) as raised:
         await stream_text(proxy)
     assert raised.value.body["error"]["type"] == "overloaded_error"
+    # 3040 is retried before the first byte, never after it.
+    assert len(proxy.fake.requests) == 1
 
 
 async def test_silence_after_streaming_began_is_a_timeout_error_event(
@@ -327,3 +330,23 @@ async def test_wrong_token_is_an_authentication_error(proxy: ProxyUnderTest) -> 
         with pytest.raises(anthropic.AuthenticationError):
             await client.messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
     assert proxy.fake.requests == []
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_overflow_payload_in_a_200_reply_names_the_models_real_window(
+    proxy: ProxyUnderTest, stream: bool
+) -> None:
+    """The overflow wording Claude Code compacts on carries the routed model's real window,
+    whether the error arrives inside a stream or as a 200 JSON body."""
+    window = proxy.settings.main_model.context_window
+    payload = {"error": {"message": "context length exceeded", "code": 400}}
+    proxy.fake.enqueue(Reply.stream([payload], done=False) if stream else Reply.json(payload))
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        if stream:
+            await stream_text(proxy)
+        else:
+            await create(proxy)
+    error = raised.value.body["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["message"].startswith("prompt is too long: ")
+    assert error["message"].endswith(f" > {window} maximum")
