@@ -40,27 +40,34 @@ def secrets_file_path() -> Path:
     return config_dir() / "secrets.toml"
 
 
-def get_secret(name: SecretName) -> tuple[str | None, SecretSource]:
-    """The secret's value and where it came from; the environment beats stored values."""
-    from_env = os.environ.get(SECRET_ENV[name], "").strip()
+def get_secret(
+    name: SecretName, *, look_in: tuple[SecretSource, ...] = ("env", "file", "keyring")
+) -> tuple[str | None, SecretSource]:
+    """The secret's value and where it came from; the environment beats stored values.
+
+    `look_in` narrows the search: an optional secret is looked up only where its required
+    companion was found, so a machine without a keyring never pays the keyring start-up."""
+    from_env = os.environ.get(SECRET_ENV[name], "").strip() if "env" in look_in else ""
     if from_env:
         _seen_secrets.add(from_env)
         return from_env, "env"
-    return stored_secret(name)
+    return stored_secret(name, use_keyring="keyring" in look_in, use_file="file" in look_in)
 
 
-def stored_secret(name: SecretName) -> tuple[str | None, SecretSource]:
+def stored_secret(
+    name: SecretName, *, use_keyring: bool = True, use_file: bool = True
+) -> tuple[str | None, SecretSource]:
     """The stored value, ignoring the environment.
 
     The file is read first: it only holds secrets the keyring could not take (set_secret
     removes a file copy once the keyring has one), and reading it spares `cc-proxy run`
     the ~0.2 s keyring start-up on machines without a keyring.
     """
-    value = _read_secrets_file().get(name)
+    value = _read_secrets_file().get(name) if use_file else None
     if value:
         _seen_secrets.add(value)
         return value, "file"
-    value = _keyring_get(name)
+    value = _keyring_get(name) if use_keyring else None
     if value:
         _seen_secrets.add(value)
         return value, "keyring"
@@ -97,6 +104,8 @@ def validate_secret(name: SecretName, value: str) -> str:
         raise UserError(f"the {label} is empty")
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise UserError(f"the {label} contains spaces or control characters; paste it again")
+    # Known to redact() from the moment it is typed: `login` verifies before it stores.
+    _seen_secrets.add(value)
     return value
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, fields
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from cc_nemo.catalog import DEFAULT_MODEL_ALIAS, Catalog, ModelSpec, UnknownModelError, ad_hoc_spec
 from cc_nemo.config import PROVIDERS, Config, load_config, proxy_log_path
 from cc_nemo.errors import UserError
 from cc_nemo.settings import ProviderKind, ProviderSettings, ProxySettings
+
+if TYPE_CHECKING:  # credentials pulls in the secrets machinery; import it only when used
+    from cc_nemo.credentials import SecretSource
 
 SettingSource = Literal["argument", "env", "config", "default", "missing"]
 
@@ -153,6 +156,14 @@ def account_id(config: Config) -> str | None:
     return None
 
 
+COMPANION_SOURCES: dict[str, tuple[SecretSource, ...]] = {
+    "env": ("env",),
+    "file": ("env", "file"),
+    "keyring": ("env", "file", "keyring"),
+    "missing": ("env", "file", "keyring"),
+}
+
+
 def resolve_provider(config: Config) -> ProviderSettings:
     """Where upstream requests go and with which auth headers (secrets stay out of repr)."""
     from cc_nemo.credentials import get_secret
@@ -163,12 +174,11 @@ def resolve_provider(config: Config) -> ProviderSettings:
         aig_token, aig_source = get_secret("aig_token")
         if not url.value or not aig_token:
             raise UserError(NO_CREDENTIALS)
-        # Gateway token from the environment (CI, containers): take the optional API token from
-        # there too, so `cc-proxy run` never imports keyring (~90 ms) before claude starts.
-        cloudflare_token = (
-            os.environ.get("CLOUDFLARE_API_TOKEN", "").strip() or None
-            if aig_source == "env"
-            else get_secret("cloudflare_api_token")[0]
+        # The optional API token is looked up only where the gateway token was found (env:
+        # env only; file: env or file), so `cc-proxy run` on a machine without a keyring never
+        # imports keyring (~100 ms) before claude starts.
+        cloudflare_token, _ = get_secret(
+            "cloudflare_api_token", look_in=COMPANION_SOURCES[aig_source]
         )
         headers = {"cf-aig-authorization": f"Bearer {aig_token}"}
         if cloudflare_token:

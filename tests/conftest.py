@@ -45,4 +45,8 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     for name in _LEAKY_ENV:
         monkeypatch.delenv(name, raising=False)
+    # The redaction registry is process-wide: a test must not pass on secrets another test saw.
+    from cc_nemo import credentials
+
+    monkeypatch.setattr(credentials, "_seen_secrets", set())
     yield home

@@ -169,3 +169,28 @@ def test_reading_a_secret_from_the_fallback_file_does_not_start_keyring() -> Non
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.stdout.split() == ["file", "False"], done.stderr
+
+
+def test_resolving_file_stored_credentials_does_not_start_keyring() -> None:
+    """The optional Cloudflare API token is looked up only where the gateway token was found,
+    so `cc-proxy run` on a machine without a keyring never pays its start-up."""
+    set_secret("aig_token", GATEWAY_TOKEN)
+    probe = (
+        "import sys\n"
+        "from cc_nemo.config import Config\n"
+        "from cc_nemo.resolve import resolve_provider\n"
+        "provider = resolve_provider(Config(gateway_url="
+        "'https://gateway.ai.cloudflare.com/v1/0123456789abcdef0123456789abcdef/gw'))\n"
+        "print(sorted(provider.headers), 'keyring' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.split() == ["['cf-aig-authorization']", "False"], done.stderr
+
+
+def test_a_secret_is_redacted_as_soon_as_it_is_validated() -> None:
+    """`login` verifies a typed token before storing it: an upstream message that echoes it
+    must already be redacted."""
+    token = validate_secret("aig_token", "  freshly-typed-token-0123456789  ")
+    assert token not in credentials.redact(f"bad token {token}")
