@@ -17,6 +17,18 @@ from cc_nemo.translate.usage import Usage
 PASSTHROUGH_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
+_UNTOUCHED_EVENTS = frozenset(
+    {"content_block_start", "content_block_delta", "content_block_stop", "ping"}
+)
+
+
+def _parse_event(data: str) -> object:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+
+
 class PassthroughRewriter:
     """Re-frames an Anthropic stream unchanged except `message_start`'s model; tracks usage."""
 
@@ -27,10 +39,8 @@ class PassthroughRewriter:
         self.error_type: str | None = None
 
     def frame(self, message: SSEMessage) -> bytes:
-        try:
-            event = orjson.loads(message.data)
-        except orjson.JSONDecodeError:
-            event = None
+        # Content events are nearly the whole stream and pass unchanged: only parse the rest.
+        event = None if message.event in _UNTOUCHED_EVENTS else _parse_event(message.data)
         if isinstance(event, dict):
             kind = event.get("type")
             if kind == "message_start" and isinstance(event.get("message"), dict):

@@ -58,7 +58,7 @@ from cc_nemo.translate.request import (
     translate_request,
     validate_request,
 )
-from cc_nemo.translate.response import translate_completion
+from cc_nemo.translate.response import completion_events, translate_completion
 from cc_nemo.translate.sse import SSEDecoder
 from cc_nemo.translate.stream import StreamTranslator, payload_error
 from cc_nemo.translate.tokens import estimate_tokens
@@ -407,8 +407,7 @@ class MessagesRelay:
         context: ResponseContext,
         error_for: Callable[[int, bytes, str | None], AnthropicError],
     ) -> web.StreamResponse:
-        message_id = new_message_id()
-        translator = StreamTranslator(context, message_id=message_id, new_tool_id=new_tool_id)
+        translator = StreamTranslator(context, message_id=new_message_id(), new_tool_id=new_tool_id)
         opening = asyncio.ensure_future(self._open(exchange, body, headers, error_for))
         reply: UpstreamReply | None = None
         response: web.StreamResponse | None = None
@@ -428,8 +427,8 @@ class MessagesRelay:
             if reply.is_event_stream:
                 await self._pump_translated(reply, sink, translator, exchange)
             else:
-                await self._replay_json(reply, sink, translator, context, message_id, exchange)
-            exchange.usage = translator.usage if exchange.usage is None else exchange.usage
+                await self._replay_json(reply, sink, translator, context, exchange)
+            exchange.usage = translator.usage
             return response
         except ConnectionResetError:
             # The client went away mid-stream; the finally below drops the upstream request.
@@ -450,7 +449,6 @@ class MessagesRelay:
         sink: EventSink,
         translator: StreamTranslator,
         context: ResponseContext,
-        message_id: str,
         exchange: Exchange,
     ) -> None:
         """The upstream answered a stream request with one JSON body: replay it as events."""
@@ -464,11 +462,7 @@ class MessagesRelay:
             return
         finally:
             await _discard(reading)
-        message = translate_completion(
-            completion, context, message_id=message_id, new_tool_id=new_tool_id
-        )
-        exchange.usage = usage_of(message)
-        await sink.send(message_events(message))
+        await sink.send(completion_events(translator, completion))
 
     async def _pump_translated(
         self,
@@ -583,7 +577,6 @@ class MessagesRelay:
         change. No early commit: such upstreams send their headers at once."""
         body = {**payload, "model": exchange.upstream_model}
         headers = self._upstream_headers(request, stream=exchange.stream, anthropic=True)
-        estimated = estimate_tokens(payload)
         spec = exchange.spec
 
         def error_for(status: int, raw: bytes, retry_after: str | None) -> AnthropicError:
@@ -591,7 +584,7 @@ class MessagesRelay:
                 status,
                 raw,
                 retry_after=retry_after,
-                estimated_input_tokens=estimated,
+                estimated_input_tokens=estimate_tokens(payload),  # only an error needs it
                 context_window=spec.context_window if spec else None,
                 max_tokens=payload.get("max_tokens"),
             )

@@ -34,10 +34,15 @@ def translate_completion(
     if error is not None:
         raise UpstreamErrorPayload(error)
     translator = StreamTranslator(ctx, message_id=message_id, new_tool_id=new_tool_id)
+    return fold_events(completion_events(translator, completion))
+
+
+def completion_events(translator: StreamTranslator, completion: Mapping) -> list[dict]:
+    """A whole completion run through a stream translator: every event still to send, up to
+    message_stop (nothing is repeated if message_start already went out)."""
     events = translator.start()
-    events += translator.feed(completion_as_chunk(completion))
-    events += translator.finish(saw_done=True)
-    return fold_events(events)
+    events += translator.feed(completion_as_chunk(_unwrap_envelope(completion)))
+    return events + translator.finish(saw_done=True)
 
 
 def completion_as_chunk(completion: Mapping) -> dict:
