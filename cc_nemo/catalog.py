@@ -12,6 +12,17 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 ToolChoiceAny = Literal["required", "auto"]
+
+# AI Gateway's unified endpoint names Workers AI models `workers-ai/@cf/...`; other endpoints
+# take the bare `@cf/...` id.
+CLOUDFLARE_MODEL_PREFIX = "workers-ai/"
+
+
+def bare_model_id(model: str) -> str:
+    """The model id without AI Gateway's provider prefix."""
+    return model.removeprefix(CLOUDFLARE_MODEL_PREFIX)
+
+
 HistoryReasoningField = Literal["reasoning", "reasoning_content"]
 
 
@@ -198,7 +209,7 @@ class Catalog:
         if name in self.models:
             return self.models[name]
         for spec in self.models.values():
-            if name in (spec.model, spec.model.removeprefix("workers-ai/")):
+            if name in (spec.model, bare_model_id(spec.model)):
                 return spec
         raise UnknownModelError(name, self.models)
 

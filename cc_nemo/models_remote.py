@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from cc_nemo.catalog import Catalog
+from cc_nemo.catalog import Catalog, UnknownModelError
 from cc_nemo.cloudflare_api import cf_api_base, one_line, request
 from cc_nemo.credentials import redact
 from cc_nemo.errors import UserError
@@ -71,10 +71,10 @@ def parse_model(item: Any, catalog: Catalog) -> RemoteModel | None:
 
 
 def _catalog_alias(catalog: Catalog, name: str) -> str | None:
-    for spec in catalog.models.values():
-        if spec.model.removeprefix("workers-ai/") == name:
-            return spec.alias
-    return None
+    try:
+        return catalog.resolve(name).alias
+    except UnknownModelError:
+        return None
 
 
 def _flag(value: Any) -> bool:

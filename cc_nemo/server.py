@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cc_nemo.catalog import ModelSpec
+from cc_nemo.catalog import ModelSpec, bare_model_id
 from cc_nemo.errors import UserError
 from cc_nemo.ids import new_request_id
 from cc_nemo.logs import close_logging, configure_logging, logging_configured, secret_values
@@ -342,7 +342,7 @@ def _model_info(settings: ProxySettings, spec: ModelSpec) -> dict[str, Any]:
     return {
         "type": "model",
         "id": discovery_id(spec.alias),
-        "display_name": f"{spec.alias} ({spec.model.removeprefix('workers-ai/')}{role})",
+        "display_name": f"{spec.alias} ({bare_model_id(spec.model)}{role})",
         "created_at": MODELS_CREATED_AT,
         "max_input_tokens": spec.context_window,
         "max_tokens": spec.max_output_tokens,

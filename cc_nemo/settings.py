@@ -11,11 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cc_nemo.catalog import Catalog, ModelSpec
+from cc_nemo.catalog import CLOUDFLARE_MODEL_PREFIX, Catalog, ModelSpec, bare_model_id
 
 ProviderKind = Literal["cloudflare", "openai", "anthropic"]
-
-CLOUDFLARE_MODEL_PREFIX = "workers-ai/"
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class ProviderSettings:
             if model.startswith("@cf/") or model.startswith("@hf/"):
                 return CLOUDFLARE_MODEL_PREFIX + model
             return model
-        return model.removeprefix(CLOUDFLARE_MODEL_PREFIX)
+        return bare_model_id(model)
 
 
 @dataclass(frozen=True)

@@ -89,10 +89,8 @@ class StreamTranslator:
         # end so it can become tool_use instead (WIRE.md C.4 #6, D.4 "streaming salvage").
         self._holding = bool(quirks.salvage_leaked_tool_calls and ctx.offered_tools)
         self._held: list[str] = []
-
-    @property
-    def phase(self) -> Phase:
-        return self._phase
+        # Three non-space characters settle whether held text can be a JSON tool call.
+        self._held_looks_like_json = False
 
     @property
     def finished(self) -> bool:
@@ -248,11 +246,16 @@ class StreamTranslator:
             self._write_thinking(text, events)
         elif self._holding:
             self._held.append(text)
-            if not _may_be_leaked_call("".join(self._held).lstrip()):
-                held = "".join(self._held)
+            if self._held_looks_like_json:
+                return  # decided: re-joining the held text per fragment would be quadratic
+            held = "".join(self._held)
+            head = held.lstrip()
+            if not _may_be_leaked_call(head):
                 self._held = []
                 self._holding = False
                 self._write_text(held, events)
+            elif len(head) >= len(_FENCE):
+                self._held_looks_like_json = True
         else:
             self._write_text(text, events)
 
@@ -489,11 +492,14 @@ def _content_text(content: object) -> str:
     return ""
 
 
+_FENCE = "```"
+
+
 def _may_be_leaked_call(text: str) -> bool:
     """Whether held text could still turn out to be a JSON tool call (possibly fenced)."""
     if not text:
         return True
-    return text[0] in "{[" or text.startswith("```") or "```".startswith(text)
+    return text[0] in "{[" or text.startswith(_FENCE) or _FENCE.startswith(text)
 
 
 def _starts_new_call(buffer: _ToolBuffer, call_id: str | None, name: str | None) -> bool:
