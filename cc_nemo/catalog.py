@@ -214,13 +214,19 @@ class Catalog:
         raise UnknownModelError(name, self.models)
 
 
+# Limits assumed for a model whose own are unknown (a raw upstream id, a user alias that
+# states none): a common window for current open models, and a modest output budget.
+DEFAULT_CONTEXT_WINDOW = 128_000
+DEFAULT_MAX_OUTPUT_TOKENS = 16_384
+
+
 def ad_hoc_spec(model_id: str) -> ModelSpec:
     """A conservative spec for an upstream id that is not in the catalog."""
     return ModelSpec(
         alias=model_id,
         model=model_id,
-        context_window=128_000,
-        max_output_tokens=16_384,
+        context_window=DEFAULT_CONTEXT_WINDOW,
+        max_output_tokens=DEFAULT_MAX_OUTPUT_TOKENS,
         note="not in the catalog: conservative limits assumed",
         user_defined=True,
     )

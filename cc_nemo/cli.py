@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from cc_nemo import __version__, cli_login, cli_models, cli_status
+from cc_nemo import __version__, cli_login, cli_models, cli_run, cli_status
 from cc_nemo.cli_common import PROG, error_line
 from cc_nemo.cli_models import complete_model_alias
 from cc_nemo.errors import UserError
@@ -57,17 +57,7 @@ def _root(
 cli_login.register(app)
 cli_status.register(app)
 cli_models.register(app)
-
-
-def _register_run_commands() -> None:
-    try:
-        from cc_nemo import cli_run
-    except ImportError:  # built by another engineer; absent until then
-        return
-    cli_run.register(app)
-
-
-_register_run_commands()
+cli_run.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -225,24 +225,25 @@ def _api_key(piped: dict[SecretName, str], prompting: bool, provider: str) -> di
 def _verify(collected: LoginInput, config: Config) -> None:
     """Check the new credentials (merged with the stored ones the user chose to keep)."""
     from cc_nemo.catalog import DEFAULT_MODEL_ALIAS
-    from cc_nemo.resolve import ENV_MODEL, build_catalog, model_choice, resolve_model
+    from cc_nemo.resolve import (
+        ENV_MODEL,
+        build_catalog,
+        model_choice,
+        provider_headers,
+        resolve_model,
+    )
     from cc_nemo.settings import ProviderSettings
     from cc_nemo.verify import verify_credentials
 
     def secret(name: SecretName) -> str | None:
         return collected.secrets.get(name) or stored_secret(name)[0]
 
-    headers: dict[str, str] = {}
-    if collected.provider == "cloudflare":
-        headers["cf-aig-authorization"] = f"Bearer {secret('aig_token')}"
-        if token := secret("cloudflare_api_token"):
-            headers["Authorization"] = f"Bearer {token}"
-    elif key := secret("api_key"):
-        headers = (
-            {"x-api-key": key}
-            if collected.provider == "anthropic"
-            else {"Authorization": f"Bearer {key}"}
-        )
+    headers = provider_headers(
+        collected.provider,
+        aig_token=secret("aig_token"),
+        cloudflare_token=secret("cloudflare_api_token"),
+        api_key=secret("api_key"),
+    )
     provider = ProviderSettings(collected.provider, collected.url, headers)  # type: ignore[arg-type]
     name = model_choice(None, ENV_MODEL, config.default_model).value or DEFAULT_MODEL_ALIAS
     model = resolve_model(build_catalog(config), name)

@@ -251,9 +251,9 @@ def add(
     ] = None,
 ) -> None:
     """Add (or replace) a user-defined alias in config.toml."""
-    from cc_nemo.catalog import BUILTIN_MODELS
+    from cc_nemo.catalog import BUILTIN_MODELS, DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS
     from cc_nemo.catalog import ModelSpec as Spec
-    from cc_nemo.config import DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS, with_user_model
+    from cc_nemo.config import with_user_model
     from cc_nemo.resolve import build_catalog, resolve_model
 
     validate_alias(alias)

@@ -33,7 +33,7 @@ class ClaudePassThroughCommand(TyperCommand):
 
 
 def _complete_model(incomplete: str) -> list[str]:
-    from cc_nemo.cli import complete_model_alias  # cli imports this module at its own import
+    from cc_nemo.cli_models import complete_model_alias
 
     return complete_model_alias(incomplete)
 

@@ -15,7 +15,12 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from cc_nemo.catalog import ModelQuirks, ModelSpec
+from cc_nemo.catalog import (
+    DEFAULT_CONTEXT_WINDOW,
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    ModelQuirks,
+    ModelSpec,
+)
 from cc_nemo.errors import UserError
 
 APP_NAME = "cc-proxy"
@@ -52,9 +57,6 @@ _SPEC_OPTIONAL: dict[str, type] = {
     "vision": bool,
     "note": str,
 }
-# Limits assumed for a user alias that does not state them (same as catalog.ad_hoc_spec).
-DEFAULT_CONTEXT_WINDOW = 128_000
-DEFAULT_MAX_OUTPUT_TOKENS = 16_384
 
 
 @dataclass

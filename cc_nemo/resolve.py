@@ -180,9 +180,7 @@ def resolve_provider(config: Config) -> ProviderSettings:
         cloudflare_token, _ = get_secret(
             "cloudflare_api_token", look_in=COMPANION_SOURCES[aig_source]
         )
-        headers = {"cf-aig-authorization": f"Bearer {aig_token}"}
-        if cloudflare_token:
-            headers["Authorization"] = f"Bearer {cloudflare_token}"
+        headers = provider_headers(kind, aig_token=aig_token, cloudflare_token=cloudflare_token)
         return ProviderSettings(kind, _checked(url, normalize_gateway_url), headers)
     url = base_url(config)
     if not url.value:
@@ -191,14 +189,28 @@ def resolve_provider(config: Config) -> ProviderSettings:
             f"`cc-proxy login --provider {kind} --base-url URL` (or set {ENV_BASE_URL})"
         )
     api_key, _ = get_secret("api_key")
-    headers = {}
-    if api_key:
-        headers = (
-            {"x-api-key": api_key}
-            if kind == "anthropic"
-            else {"Authorization": f"Bearer {api_key}"}
-        )
+    headers = provider_headers(kind, api_key=api_key)
     return ProviderSettings(kind, _checked(url, normalize_base_url), headers)
+
+
+def provider_headers(
+    kind: str,
+    *,
+    aig_token: str | None = None,
+    cloudflare_token: str | None = None,
+    api_key: str | None = None,
+) -> dict[str, str]:
+    """Upstream auth headers: the gateway token as cf-aig-authorization plus the optional
+    Workers AI token as Authorization (cloudflare); the API key as x-api-key (anthropic) or a
+    Bearer token (openai)."""
+    if kind == "cloudflare":
+        headers = {"cf-aig-authorization": f"Bearer {aig_token}"}
+        if cloudflare_token:
+            headers["Authorization"] = f"Bearer {cloudflare_token}"
+        return headers
+    if not api_key:
+        return {}
+    return {"x-api-key": api_key} if kind == "anthropic" else {"Authorization": f"Bearer {api_key}"}
 
 
 def _checked(url: Sourced, normalize: Any) -> str:

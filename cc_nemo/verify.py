@@ -18,7 +18,6 @@ from cc_nemo.settings import ProviderSettings
 
 GATEWAY_AUTH_FAILED = 2009
 NO_SUCH_GATEWAY = 2001
-INVALID_PROVIDER = 2008
 COULD_NOT_ROUTE = 7003
 WORKERS_AI_AUTH_FAILED = 10000
 # Answers that prove the credentials were accepted even though the test did not complete:
@@ -72,7 +71,8 @@ def gateway_verdict(reply: Reply, model_id: str, *, has_api_token: bool) -> str:
             f"the gateway URL could not be routed (HTTP {reply.status}{detail}): "
             "check the account id and gateway name" + _SKIP_HINT
         )
-    if reply.status in (401, 403) and not codes & _ACCEPTED_DESPITE_ERROR:
+    workers_ai_refused = reply.status in (401, 403) or WORKERS_AI_AUTH_FAILED in codes
+    if workers_ai_refused and not codes & _ACCEPTED_DESPITE_ERROR:
         if has_api_token:
             raise UserError(
                 f"the Cloudflare API token was rejected by Workers AI (Authorization, "
