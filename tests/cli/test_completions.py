@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from cc_nemo.cli import complete_model_alias
-from cc_nemo.completions_gen import DEFAULT_DIR, SCRIPT_FILES, completion_script, stale_scripts
+from cc_nemo.completions_gen import (
+    DEFAULT_DIR,
+    SCRIPT_FILES,
+    completion_script,
+    main,
+    stale_scripts,
+    write_scripts,
+)
 from tests.cli.conftest import run_cli
 
 BIN_DIR = Path(sys.executable).parent
@@ -20,6 +27,20 @@ BIN_DIR = Path(sys.executable).parent
 def test_committed_completion_scripts_match_the_cli() -> None:
     stale = stale_scripts(DEFAULT_DIR)
     assert stale == [], "run `python -m cc_nemo.completions_gen` and commit completions/"
+
+
+def test_an_edited_or_missing_script_is_reported_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_scripts(tmp_path)
+    assert main(["--check", str(tmp_path)]) == 0
+    edited = tmp_path / SCRIPT_FILES["bash"]
+    edited.write_text(edited.read_text(encoding="utf-8") + "# hand edit\n", encoding="utf-8")
+    (tmp_path / SCRIPT_FILES["fish"]).unlink()
+    assert main(["--check", str(tmp_path)]) == 1
+    report = capsys.readouterr().err
+    assert SCRIPT_FILES["bash"] in report and SCRIPT_FILES["fish"] in report
+    assert SCRIPT_FILES["zsh"] not in report
 
 
 @pytest.mark.parametrize("shell", sorted(SCRIPT_FILES))
