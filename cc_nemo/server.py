@@ -27,6 +27,7 @@ from cc_nemo.replies import ProxyError, error_response
 from cc_nemo.routing import discovery_id, session_specs
 from cc_nemo.settings import ProxySettings
 from cc_nemo.translate.errors import AnthropicError, invalid_request
+from cc_nemo.translate.request import InvalidRequest, validate_request
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.upstream import UpstreamClient, create_session
 from cc_nemo.usage import RequestRecord, UsageLedger
@@ -320,16 +321,10 @@ async def _messages(request: web.Request) -> web.StreamResponse:
 async def _count_tokens(request: web.Request) -> web.Response:
     """A local estimate (Workers AI has no tokenizer endpoint); never 0 for a real request."""
     payload = await read_json_body(request)
-    if not isinstance(payload, dict):
-        raise ProxyError(invalid_request("request body must be a JSON object"))
-    if "model" not in payload:
-        raise ProxyError(invalid_request("model: field required"))
-    if not isinstance(payload["model"], str):
-        raise ProxyError(invalid_request("model: must be a string"))
-    if "messages" not in payload:
-        raise ProxyError(invalid_request("messages: field required"))
-    if not isinstance(payload["messages"], list):
-        raise ProxyError(invalid_request("messages: must be a list"))
+    try:
+        validate_request(payload, require_max_tokens=False)
+    except InvalidRequest as exc:
+        raise ProxyError(invalid_request(str(exc))) from None
     return _json({"input_tokens": estimate_tokens(payload)})
 
 

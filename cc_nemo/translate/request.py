@@ -58,8 +58,9 @@ class TranslatedRequest:
     context: ResponseContext
 
 
-def validate_request(request: object) -> dict:
-    """Check the three required fields so a bad body becomes a clear 400, never a crash."""
+def validate_request(request: object, *, require_max_tokens: bool = True) -> dict:
+    """Check the required fields so a bad body becomes a clear 400, never a crash
+    (count_tokens bodies carry no max_tokens)."""
     if not isinstance(request, dict):
         raise InvalidRequest("request body must be a JSON object")
     model = request.get("model")
@@ -68,9 +69,11 @@ def validate_request(request: object) -> dict:
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model: must be a non-empty string")
     max_tokens = request.get("max_tokens")
-    if max_tokens is None:
+    if max_tokens is None and require_max_tokens:
         raise InvalidRequest("max_tokens: field required")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0
+    ):
         raise InvalidRequest("max_tokens: must be an integer >= 0")
     messages = request.get("messages")
     if messages is None:
