@@ -36,7 +36,6 @@ from cc_nemo.passthrough import (
 )
 from cc_nemo.replies import (
     EventSink,
-    MessageAccumulator,
     ProxyError,
     message_events,
     message_start_event,
@@ -58,7 +57,11 @@ from cc_nemo.translate.request import (
     translate_request,
     validate_request,
 )
-from cc_nemo.translate.response import completion_events, translate_completion
+from cc_nemo.translate.response import (
+    MessageAccumulator,
+    completion_events,
+    translate_completion,
+)
 from cc_nemo.translate.sse import SSEDecoder
 from cc_nemo.translate.stream import StreamTranslator, payload_error
 from cc_nemo.translate.tokens import estimate_tokens

@@ -17,18 +17,6 @@ from cc_nemo.translate.usage import Usage
 
 # A floor under ping_interval, so a zero or negative setting can't become a busy loop.
 MIN_PING_INTERVAL = 0.05
-STATUS_FOR_ERROR_TYPE = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
 
 
 class ProxyError(Exception):
@@ -111,69 +99,6 @@ def message_events(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     )
     events.append({"type": "message_stop"})
     return events
-
-
-class MessageAccumulator:
-    """Folds Anthropic stream events back into one message (for a non-streaming client
-    whose upstream streamed anyway)."""
-
-    def __init__(self) -> None:
-        self.message: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
-        self._blocks: list[dict[str, Any]] = []
-        self._json: dict[int, str] = {}
-
-    def add(self, event: Mapping[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "message_start":
-            self.message = dict(event["message"])
-            self.message["usage"] = dict(self.message.get("usage") or {})
-        elif kind == "content_block_start":
-            self._blocks.append(dict(event["content_block"]))
-        elif kind == "content_block_delta":
-            self._apply_delta(int(event["index"]), event["delta"])
-        elif kind == "content_block_stop":
-            index = int(event["index"])
-            if index in self._json and index < len(self._blocks):
-                text = self._json.pop(index)
-                self._blocks[index]["input"] = orjson.loads(text) if text.strip() else {}
-        elif kind == "message_delta" and self.message is not None:
-            self.message.update(event.get("delta") or {})
-            self.message["usage"].update(event.get("usage") or {})
-        elif kind == "error":
-            self.error = dict(event.get("error") or {})
-
-    def _apply_delta(self, index: int, delta: Mapping[str, Any]) -> None:
-        if index >= len(self._blocks):
-            return
-        block = self._blocks[index]
-        kind = delta.get("type")
-        if kind == "text_delta":
-            block["text"] = block.get("text", "") + delta.get("text", "")
-        elif kind == "thinking_delta":
-            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
-        elif kind == "signature_delta":
-            block["signature"] = delta.get("signature", "")
-        elif kind == "input_json_delta":
-            self._json[index] = self._json.get(index, "") + delta.get("partial_json", "")
-
-    def result(self) -> dict[str, Any]:
-        """The message, or ProxyError for an error event or a stream that never started."""
-        if self.error is not None:
-            kind = str(self.error.get("type") or "api_error")
-            raise ProxyError(
-                AnthropicError(
-                    STATUS_FOR_ERROR_TYPE.get(kind, 500), kind, str(self.error.get("message", ""))
-                )
-            )
-        if self.message is None:
-            raise ProxyError(
-                AnthropicError(500, "api_error", "the upstream stream ended before a message")
-            )
-        self.message["content"] = self._blocks
-        if not self.message.get("stop_reason"):
-            self.message["stop_reason"] = "end_turn"
-        return self.message
 
 
 class EventSink:

@@ -28,6 +28,7 @@ from cc_nemo.routing import discovery_id, session_specs
 from cc_nemo.settings import ProxySettings
 from cc_nemo.translate.errors import AnthropicError, invalid_request
 from cc_nemo.translate.request import InvalidRequest, validate_request
+from cc_nemo.translate.response import UpstreamErrorPayload
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.upstream import UpstreamClient, create_session
 from cc_nemo.usage import RequestRecord, UsageLedger
@@ -145,7 +146,8 @@ async def _outer_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         try:
             response = await handler(request)
-        except ProxyError as exc:
+        except (ProxyError, UpstreamErrorPayload) as exc:
+            # Both carry the Anthropic error to answer with: ours, or the upstream's own.
             response = _error_reply(exc.error, request_id, exchange)
         except web.HTTPException as exc:
             response = _error_reply(_http_exception_error(request, exc), request_id, exchange)

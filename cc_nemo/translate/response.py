@@ -6,7 +6,6 @@ so a non-streamed reply is, by construction, the same message a streamed one wou
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -75,49 +74,88 @@ def completion_as_chunk(completion: Mapping) -> dict:
 
 
 def fold_events(events: Iterable[Mapping]) -> dict:
-    """Accumulate Anthropic stream events into the Message they describe (as the SDK does)."""
-    message: dict[str, Any] | None = None
-    json_buffers: dict[int, str] = {}
+    """The Message a sequence of Anthropic stream events describes."""
+    accumulator = MessageAccumulator()
     for event in events:
+        accumulator.add(event)
+    return accumulator.result()
+
+
+STATUS_FOR_ERROR_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+class MessageAccumulator:
+    """Folds Anthropic stream events back into one message, as the SDK does: ours, or an
+    Anthropic-speaking upstream's (so it tolerates gaps and carries error events)."""
+
+    def __init__(self) -> None:
+        self.message: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self._blocks: list[dict[str, Any]] = []
+        self._json: dict[int, str] = {}
+
+    def add(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
         if kind == "message_start":
-            message = copy.deepcopy(dict(event["message"]))
-            message["content"] = []
-        elif message is None:
-            continue
+            self.message = dict(event["message"])
+            self.message["usage"] = dict(self.message.get("usage") or {})
         elif kind == "content_block_start":
-            message["content"].append(copy.deepcopy(dict(event["content_block"])))
+            self._blocks.append(dict(event["content_block"]))
         elif kind == "content_block_delta":
-            _apply_delta(message["content"][event["index"]], event["delta"], json_buffers, event)
+            self._apply_delta(int(event["index"]), event["delta"])
         elif kind == "content_block_stop":
-            block = message["content"][event["index"]]
-            if block.get("type") == "tool_use":
-                text = json_buffers.pop(event["index"], "")
-                block["input"] = orjson.loads(text) if text else {}
-        elif kind == "message_delta":
-            message["stop_reason"] = event["delta"].get("stop_reason")
-            message["stop_sequence"] = event["delta"].get("stop_sequence")
-            message["usage"].update(
-                {k: v for k, v in event.get("usage", {}).items() if v is not None}
+            index = int(event["index"])
+            if index in self._json and index < len(self._blocks):
+                text = self._json.pop(index)
+                self._blocks[index]["input"] = orjson.loads(text) if text.strip() else {}
+        elif kind == "message_delta" and self.message is not None:
+            self.message.update(event.get("delta") or {})
+            self.message["usage"].update(event.get("usage") or {})
+        elif kind == "error":
+            self.error = dict(event.get("error") or {})
+
+    def _apply_delta(self, index: int, delta: Mapping[str, Any]) -> None:
+        if index >= len(self._blocks):
+            return
+        block = self._blocks[index]
+        kind = delta.get("type")
+        if kind == "text_delta":
+            block["text"] = block.get("text", "") + delta.get("text", "")
+        elif kind == "thinking_delta":
+            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+        elif kind == "signature_delta":
+            block["signature"] = delta.get("signature", "")
+        elif kind == "input_json_delta":
+            self._json[index] = self._json.get(index, "") + delta.get("partial_json", "")
+
+    def result(self) -> dict[str, Any]:
+        """The message; UpstreamErrorPayload for an error event or a stream that never started."""
+        if self.error is not None:
+            kind = str(self.error.get("type") or "api_error")
+            raise UpstreamErrorPayload(
+                AnthropicError(
+                    STATUS_FOR_ERROR_TYPE.get(kind, 500), kind, str(self.error.get("message", ""))
+                )
             )
-    if message is None:
-        raise ValueError("no message_start event")
-    return message
-
-
-def _apply_delta(
-    block: dict[str, Any], delta: Mapping, json_buffers: dict[int, str], event: Mapping
-) -> None:
-    kind = delta.get("type")
-    if kind == "text_delta":
-        block["text"] += delta["text"]
-    elif kind == "thinking_delta":
-        block["thinking"] += delta["thinking"]
-    elif kind == "signature_delta":
-        block["signature"] = delta["signature"]
-    elif kind == "input_json_delta":
-        index = event["index"]
-        json_buffers[index] = json_buffers.get(index, "") + delta["partial_json"]
+        if self.message is None:
+            raise UpstreamErrorPayload(
+                AnthropicError(500, "api_error", "the upstream stream ended before a message")
+            )
+        self.message["content"] = self._blocks
+        if not self.message.get("stop_reason"):
+            self.message["stop_reason"] = "end_turn"
+        return self.message
 
 
 def _unwrap_envelope(completion: Mapping) -> Mapping:
