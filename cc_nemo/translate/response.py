@@ -97,13 +97,22 @@ STATUS_FOR_ERROR_TYPE = {
 
 class MessageAccumulator:
     """Folds Anthropic stream events back into one message, as the SDK does: ours, or an
-    Anthropic-speaking upstream's (so it tolerates gaps and carries error events)."""
+    Anthropic-speaking upstream's (so it tolerates gaps and carries error events).
+
+    Text, thinking and tool-input fragments are collected as lists and joined once when the
+    block stops or the message is read: appending to a str per delta is quadratic, and a long
+    answer has tens of thousands of deltas folded on the event loop."""
 
     def __init__(self) -> None:
         self.message: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
+        # message_delta or message_stop arrived: the upstream said the message is over.
+        self.ended = False
         self._blocks: list[dict[str, Any]] = []
-        self._json: dict[int, str] = {}
+        # (block index, field) → fragments; the first one is the field's value before them.
+        self._parts: dict[tuple[int, str], list[str]] = {}
+        self._json: dict[int, list[str]] = {}
+        self._invalid_input: int | None = None
 
     def add(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
@@ -115,32 +124,54 @@ class MessageAccumulator:
         elif kind == "content_block_delta":
             self._apply_delta(int(event["index"]), event["delta"])
         elif kind == "content_block_stop":
-            index = int(event["index"])
-            if index in self._json and index < len(self._blocks):
-                text = self._json.pop(index)
-                self._blocks[index]["input"] = orjson.loads(text) if text.strip() else {}
+            self._close_block(int(event["index"]))
         elif kind == "message_delta" and self.message is not None:
+            self.ended = True
             self.message.update(event.get("delta") or {})
             self.message["usage"].update(event.get("usage") or {})
+        elif kind == "message_stop":
+            self.ended = True
         elif kind == "error":
             self.error = dict(event.get("error") or {})
 
     def _apply_delta(self, index: int, delta: Mapping[str, Any]) -> None:
         if index >= len(self._blocks):
             return
-        block = self._blocks[index]
         kind = delta.get("type")
         if kind == "text_delta":
-            block["text"] = block.get("text", "") + delta.get("text", "")
+            self._append(index, "text", delta.get("text", ""))
         elif kind == "thinking_delta":
-            block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+            self._append(index, "thinking", delta.get("thinking", ""))
         elif kind == "signature_delta":
-            block["signature"] = delta.get("signature", "")
+            self._blocks[index]["signature"] = delta.get("signature", "")
         elif kind == "input_json_delta":
-            self._json[index] = self._json.get(index, "") + delta.get("partial_json", "")
+            self._json.setdefault(index, []).append(delta.get("partial_json", ""))
+
+    def _append(self, index: int, field: str, text: str) -> None:
+        parts = self._parts.get((index, field))
+        if parts is None:
+            parts = self._parts[(index, field)] = [self._blocks[index].get(field, "")]
+        parts.append(text)
+
+    def _close_block(self, index: int) -> None:
+        for field in ("text", "thinking"):
+            parts = self._parts.pop((index, field), None)
+            if parts is not None:
+                self._blocks[index][field] = "".join(parts)
+        fragments = self._json.pop(index, None)
+        if fragments is None or index >= len(self._blocks):
+            return
+        text = "".join(fragments)
+        try:
+            self._blocks[index]["input"] = orjson.loads(text) if text.strip() else {}
+        except orjson.JSONDecodeError:
+            # A cut-off tool input must not become `{}` (a call with no arguments) silently.
+            if self._invalid_input is None:
+                self._invalid_input = index
 
     def result(self) -> dict[str, Any]:
-        """The message; UpstreamErrorPayload for an error event or a stream that never started."""
+        """The message; UpstreamErrorPayload for an error event, a stream that never started
+        or a tool input that is not valid JSON."""
         if self.error is not None:
             kind = str(self.error.get("type") or "api_error")
             raise UpstreamErrorPayload(
@@ -151,6 +182,19 @@ class MessageAccumulator:
         if self.message is None:
             raise UpstreamErrorPayload(
                 AnthropicError(500, "api_error", "the upstream stream ended before a message")
+            )
+        for index, _field in list(self._parts):
+            self._close_block(index)
+        for index in list(self._json):
+            self._close_block(index)
+        if self._invalid_input is not None:
+            raise UpstreamErrorPayload(
+                AnthropicError(
+                    500,
+                    "api_error",
+                    f"the upstream's tool input (content block {self._invalid_input}) "
+                    "is not valid JSON",
+                )
             )
         self.message["content"] = self._blocks
         if not self.message.get("stop_reason"):
