@@ -13,6 +13,15 @@ import orjson
 # which JSON carries raw inside strings.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
+# The longest line, and the most `data:` one event may gather, in decoded characters. Far
+# beyond any real event (a whole tool input is one line), yet an upstream that never sends a
+# line break cannot grow our memory without end.
+MAX_EVENT_CHARS = 16 * 1024 * 1024
+
+
+class SSELineTooLong(ValueError):
+    """An upstream line, or one event's data, exceeded MAX_EVENT_CHARS; answer an api_error."""
+
 
 @dataclass(frozen=True)
 class SSEMessage:
@@ -23,13 +32,23 @@ class SSEMessage:
 
 
 class SSEDecoder:
-    """Turns bytes in arbitrary pieces (even mid UTF-8 character or mid CRLF) into SSE messages."""
+    """Turns bytes in arbitrary pieces (even mid UTF-8 character or mid CRLF) into SSE messages.
 
-    def __init__(self) -> None:
+    Work is linear in the bytes fed: an unfinished line is kept as a list of pieces and joined
+    once its end arrives, never re-scanned. `feed` and `flush` raise SSELineTooLong when a
+    line or an event's data outgrows MAX_EVENT_CHARS; the decoder is unusable after that, and
+    the caller should answer (or end the stream with) a 500 api_error."""
+
+    def __init__(self, max_event_chars: int = MAX_EVENT_CHARS) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""
+        self._max = max_event_chars
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        # The last piece ended with CR: an LF starting the next one completes that CRLF.
+        self._skip_lf = False
         self._event: str | None = None
         self._data: list[str] = []
+        self._data_chars = 0
         self._at_stream_start = True
 
     def feed(self, data: bytes) -> list[SSEMessage]:
@@ -37,33 +56,45 @@ class SSEDecoder:
         text = self._utf8.decode(data)
         if not text:
             return []
-        return self._consume(text, final=False)
+        return self._consume(text)
 
     def flush(self) -> list[SSEMessage]:
         """At EOF: treat any unterminated line and undispatched data as a final message."""
-        text = self._utf8.decode(b"", final=True)
-        messages = self._consume(text, final=True)
+        messages = self._consume(self._utf8.decode(b"", final=True))
         if self._pending:
-            self._process_line(self._pending, messages)
-            self._pending = ""
+            self._process_line(self._take_pending(""), messages)
         self._dispatch(messages)
         return messages
 
-    def _consume(self, text: str, *, final: bool) -> list[SSEMessage]:
-        buffer = self._pending + text
-        if self._at_stream_start and buffer:
-            buffer = buffer.removeprefix("\ufeff")
-            self._at_stream_start = False
-        # A trailing CR may be the first half of a CRLF that the next read completes.
-        hold_cr = not final and buffer.endswith("\r")
-        if hold_cr:
-            buffer = buffer[:-1]
-        lines = _LINE_BREAK.split(buffer)
-        self._pending = lines.pop() + ("\r" if hold_cr else "")
+    def _consume(self, text: str) -> list[SSEMessage]:
         messages: list[SSEMessage] = []
-        for line in lines:
-            self._process_line(line, messages)
+        if not text:
+            return messages
+        if self._at_stream_start:
+            text = text.removeprefix("\ufeff")
+            self._at_stream_start = False
+        position = 0
+        if self._skip_lf and text.startswith("\n"):
+            position = 1
+        for match in _LINE_BREAK.finditer(text, position):
+            self._process_line(self._take_pending(text[position : match.start()]), messages)
+            position = match.end()
+        self._skip_lf = text.endswith("\r")
+        if position < len(text):
+            self._pending.append(text[position:])
+            self._pending_chars += len(text) - position
+            if self._pending_chars > self._max:
+                raise SSELineTooLong(f"an upstream event line is over {self._max} characters")
         return messages
+
+    def _take_pending(self, tail: str) -> str:
+        if not self._pending:
+            return tail
+        self._pending.append(tail)
+        line = "".join(self._pending)
+        self._pending = []
+        self._pending_chars = 0
+        return line
 
     def _process_line(self, line: str, messages: list[SSEMessage]) -> None:
         if not line:
@@ -75,6 +106,9 @@ class SSEDecoder:
         if sep and value.startswith(" "):
             value = value[1:]
         if field == "data":
+            self._data_chars += len(value) + 1
+            if self._data_chars > self._max:
+                raise SSELineTooLong(f"an upstream event's data is over {self._max} characters")
             self._data.append(value)
         elif field == "event":
             self._event = value
@@ -84,8 +118,17 @@ class SSEDecoder:
             messages.append(SSEMessage(self._event or None, "\n".join(self._data)))
         self._event = None
         self._data = []
+        self._data_chars = 0
 
 
 def encode_event(event: Mapping) -> bytes:
     """Anthropic framing: an `event:` line naming the type (Claude Code needs it) and one data line."""
     return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def encode_message(message: SSEMessage) -> bytes:
+    """A decoded message framed again as it came: its `event:` line if it had one, and each
+    line of its data as a `data:` line of its own (a raw newline would end the field early)."""
+    name = b"event: " + message.event.encode() + b"\n" if message.event else b""
+    lines = b"".join(b"data: " + line.encode() + b"\n" for line in message.data.split("\n"))
+    return name + lines + b"\n"

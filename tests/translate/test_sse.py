@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cc_nemo.translate import SSEDecoder, SSEMessage, encode_event
+from cc_nemo.translate.sse import MAX_EVENT_CHARS, SSELineTooLong, encode_message
 
 from .support import split_at
 
@@ -98,3 +101,89 @@ def test_encode_event_has_event_line_and_compact_json_data() -> None:
 
 def test_crlf_split_between_two_data_lines_does_not_end_the_event() -> None:
     assert decode_all([b"data: a\r", b"\ndata: b\r\n\r\n"]) == [SSEMessage(None, "a\nb")]
+
+
+def test_a_four_megabyte_line_in_small_reads_decodes_in_linear_time() -> None:
+    # The pending line was re-joined and re-split on every read: quadratic, seconds per event.
+    payload = "x" * (4 * 1024 * 1024)
+    raw = f"data: {payload}\n\n".encode()
+    started = time.perf_counter()
+    messages = decode_all([raw[i : i + 4096] for i in range(0, len(raw), 4096)])
+    elapsed = time.perf_counter() - started
+    assert messages == [SSEMessage(None, payload)]
+    assert elapsed < 0.5, f"decoding took {elapsed:.2f} s"
+
+
+def test_a_line_that_never_ends_is_refused_past_the_cap() -> None:
+    decoder = SSEDecoder()
+    piece = b"x" * (1024 * 1024)
+    with pytest.raises(SSELineTooLong):
+        for _ in range(MAX_EVENT_CHARS // len(piece) + 2):
+            decoder.feed(piece)
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"data: " + b"y" * 200 + b"\n"],  # one long line in one read
+        [b"data: ", b"y" * 100, b"y" * 100],  # a long unfinished line across reads
+        [b"data: " + b"y" * 60 + b"\n", b"data: " + b"y" * 60 + b"\n"],  # long event, short lines
+    ],
+)
+def test_the_cap_covers_lines_and_whole_events(pieces: list[bytes]) -> None:
+    decoder = SSEDecoder(max_event_chars=100)
+    with pytest.raises(SSELineTooLong):
+        for piece in pieces:
+            decoder.feed(piece)
+        decoder.flush()
+
+
+def test_events_up_to_the_cap_pass() -> None:
+    decoder = SSEDecoder(max_event_chars=100)
+    messages = decoder.feed(b"data: " + b"z" * 90 + b"\n\n")
+    messages += decoder.feed(b"data: " + b"z" * 90 + b"\n\n")
+    assert messages == [SSEMessage(None, "z" * 90)] * 2
+
+
+def test_a_cr_ended_event_is_dispatched_by_the_read_that_ends_it() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r\r") == [SSEMessage(None, "a")]
+    assert decoder.feed(b"\ndata: b\r\n\r\n") == [SSEMessage(None, "b")]
+
+
+_LINES = st.lists(
+    st.one_of(
+        st.text(alphabet="ab: \u2028é🌍", max_size=8).map(lambda t: "data:" + t),
+        st.text(alphabet="ab é", max_size=5).map(lambda t: "event: " + t),
+        st.just(""),
+        st.just(": comment"),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=_LINES,
+    endings=st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=1),
+    bom=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_any_split_of_any_stream_decodes_as_the_whole(
+    lines: list[str], endings: list[str], bom: bool, cuts: list[int]
+) -> None:
+    text = "".join(line + endings[i % len(endings)] for i, line in enumerate(lines))
+    raw = ("\ufeff" if bom else "").encode() + text.encode()
+    whole = decode_all([raw])
+    assert decode_all(split_at(raw, cuts)) == whole
+    assert decode_all([raw[i : i + 1] for i in range(len(raw))]) == whole
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    event=st.one_of(st.none(), st.text(alphabet="abc_", min_size=1, max_size=8)),
+    data=st.text(alphabet="ab\n {}:é", max_size=30),
+)
+def test_a_decoded_message_encodes_back_to_itself(event: str | None, data: str) -> None:
+    message = SSEMessage(event, data)
+    assert decode_all([encode_message(message)]) == [message]
