@@ -1,14 +1,11 @@
 """The `/v1/messages` exchange: route the model, translate, call the upstream, answer.
 
-Streaming commits late, on purpose. A plain HTTP error before the first byte is what Claude
-Code's retry and compaction logic understands, while an early `message_start` plus `ping`s is
-what keeps its idle watchdogs quiet during a long think. So we wait up to COMMIT_WINDOW
-seconds (or the first-byte budget when shorter) for the upstream's response headers:
-- the upstream fails within that window (after our own retries) → a plain HTTP error with the
-  mapped status, Anthropic body and `retry-after`;
-- it answers, or the window passes → commit: 200 + `message_start` at once, then `ping`s
-  every ping_interval of silence, then the translated events; any later failure (including
-  retries that run out after the commit) becomes an SSE `error` event.
+A streamed answer follows the commit rule (docs/architecture.md): the status line is held until
+the upstream's first content, so a failure before it is a plain HTTP error that Claude Code
+retries or compacts on; the proxy retries a failed attempt unseen while the client has had only
+`message_start` and pings; after content, a transient failure is an `overloaded_error` event
+(Claude Code retries the turn) and a permanent one keeps its type. When a model stays out of
+capacity after the retries, its configured fallbacks answer the same request.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,20 +32,15 @@ from cc_nemo.passthrough import (
     fold_anthropic_sse,
     parse_message,
 )
-from cc_nemo.replies import (
-    EventSink,
-    ProxyError,
-    message_events,
-    message_start_event,
-    start_event_stream,
-    usage_of,
-)
+from cc_nemo.replies import ProxyError, message_events, message_start_event, usage_of
 from cc_nemo.routing import known_names, resolve_model
 from cc_nemo.settings import ProxySettings
+from cc_nemo.stream_writer import StreamWriter
 from cc_nemo.translate.errors import (
     AnthropicError,
     connect_error,
     invalid_request,
+    is_transient,
     map_upstream_error,
     timeout_error,
 )
@@ -77,11 +70,13 @@ from cc_nemo.upstream import (
 
 log = logging.getLogger("cc_nemo.relay")
 
-# Seconds we hold back the 200 waiting for upstream headers, so early failures stay HTTP errors.
-COMMIT_WINDOW = 1.0
 # How much of any one body we keep in the body log (log_bodies).
 MAX_LOGGED_BODY_BYTES = 1024 * 1024
 _OVERFLOW_PREFIXES = ("prompt is too long", "input length and `max_tokens`")
+# An upstream 400 that names the tool choice: only then is a forced choice relaxed for good.
+_ABOUT_TOOL_CHOICE = re.compile(r"tool[ _-]?choice", re.IGNORECASE)
+
+ErrorMapper = Callable[[int, bytes, "str | None"], AnthropicError]
 
 
 @dataclass
@@ -99,6 +94,8 @@ class Exchange:
     error_type: str | None = None
     upstream_attempts: int = 0
     client_gone: bool = False
+    # The alias of the model this request asked for when a fallback answered in its place.
+    fallback_from: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def mark_first_byte(self) -> None:
@@ -110,6 +107,32 @@ class Exchange:
         if self.first_byte_at is None:
             return None
         return (self.first_byte_at - self.started) * 1000
+
+
+@dataclass
+class _Route:
+    """One model's translation of the request, ready to send."""
+
+    spec: ModelSpec
+    upstream_model: str
+    body: dict[str, Any]
+    context: ResponseContext
+    error_for: ErrorMapper
+
+
+class _RetryBudget:
+    """Proxy-side retries left for one route: shared by every phase of its attempts."""
+
+    def __init__(self, retries: int) -> None:
+        self.used = 0
+        self._retries = retries
+
+    def take(self) -> int | None:
+        """The 0-based number of the next retry, or None when the budget is spent."""
+        if self.used >= self._retries:
+            return None
+        self.used += 1
+        return self.used - 1
 
 
 def exact_json(value: Any) -> bytes:
@@ -167,7 +190,6 @@ class MessagesRelay:
         self.upstream = upstream
         # Upstream model ids that rejected tool_choice "required" (WIRE.md C.8): send "auto".
         self.forced_tool_choice_rejected = forced_tool_choice_rejected
-        self.commit_window = min(COMMIT_WINDOW, settings.first_byte_timeout)
 
     # ---- entry point
 
@@ -188,25 +210,37 @@ class MessagesRelay:
         spec = resolve_model(self.settings, payload["model"])
         if spec is None:
             raise ProxyError(self._model_not_found(payload["model"]))
-        exchange.spec = spec
-        exchange.upstream_model = self.settings.provider.upstream_model_id(spec.model)
+        self._use(exchange, spec)
 
         if payload["max_tokens"] == 0:
             return await self._empty_reply(request, exchange, payload)
         if self.settings.provider.kind == "anthropic":
             return await self._passthrough(request, exchange, payload)
 
+        route = self._route(payload, spec)
+        fallbacks = self.settings.fallbacks_for(spec)
+        headers = self._upstream_headers(request, stream=exchange.stream)
+        if exchange.stream:
+            return await self._stream(request, exchange, payload, headers, route, fallbacks)
+        return await self._complete(exchange, payload, headers, route, fallbacks)
+
+    def _use(self, exchange: Exchange, spec: ModelSpec) -> None:
+        exchange.spec = spec
+        exchange.upstream_model = self.settings.provider.upstream_model_id(spec.model)
+
+    def _route(self, payload: Mapping[str, Any], spec: ModelSpec) -> _Route:
+        """The request translated for `spec`'s limits and quirks; ProxyError if it can't be."""
+        upstream_model = self.settings.provider.upstream_model_id(spec.model)
         try:
-            translated = translate_request(payload, spec, upstream_model=exchange.upstream_model)
+            translated = translate_request(payload, spec, upstream_model=upstream_model)
         except InvalidRequest as exc:
             raise ProxyError(invalid_request(str(exc))) from None
         body = translated.body
         if (
             body.get("tool_choice") == "required"
-            and exchange.upstream_model in self.forced_tool_choice_rejected
+            and upstream_model in self.forced_tool_choice_rejected
         ):
             body = {**body, "tool_choice": "auto"}
-        headers = self._upstream_headers(request, stream=exchange.stream)
         context = translated.context
 
         def error_for(status: int, raw: bytes, retry_after: str | None) -> AnthropicError:
@@ -219,9 +253,41 @@ class MessagesRelay:
                 max_tokens=body.get("max_tokens"),
             )
 
-        if exchange.stream:
-            return await self._stream(request, exchange, body, headers, context, error_for)
-        return await self._complete(exchange, body, headers, context, error_for)
+        return _Route(spec, upstream_model, body, context, error_for)
+
+    def _next_route(
+        self,
+        exchange: Exchange,
+        payload: Mapping[str, Any],
+        fallbacks: tuple[ModelSpec, ...],
+        tried: int,
+        error: AnthropicError,
+    ) -> tuple[_Route, int] | None:
+        """The fallback that answers after `error`, when the model stayed out of capacity or
+        unreachable; fallbacks that cannot take the request (no tools, too small) are skipped."""
+        if error.type != "overloaded_error":
+            return None
+        while tried < len(fallbacks):
+            spec = fallbacks[tried]
+            tried += 1
+            try:
+                route = self._route(payload, spec)
+            except ProxyError as exc:
+                exchange.notes.append(f"fallback {spec.alias} skipped: {exc.error.message}")
+                continue
+            original = exchange.fallback_from or (exchange.spec.alias if exchange.spec else "")
+            log.warning(
+                "%s %s out of capacity after retries (%s); falling back to %s",
+                exchange.request_id,
+                original,
+                error.message,
+                spec.alias,
+            )
+            exchange.fallback_from = original
+            exchange.notes.append(f"answered by {spec.alias}: {original} out of capacity")
+            self._use(exchange, spec)
+            return route, tried
+        return None
 
     def _model_not_found(self, name: str) -> AnthropicError:
         return AnthropicError(
@@ -232,11 +298,17 @@ class MessagesRelay:
             "main model)",
         )
 
-    def _sink(self, response: web.StreamResponse, exchange: Exchange) -> EventSink:
+    def _writer(self, request: web.Request, exchange: Exchange, *, hold: bool) -> StreamWriter:
         def record_error(error_type: str) -> None:
             exchange.error_type = error_type
 
-        return EventSink(response, ping_interval=self.settings.ping_interval, on_error=record_error)
+        hold_until = exchange.started + (self.settings.commit_timeout if hold else 0.0)
+        return StreamWriter(
+            request,
+            hold_until=hold_until,
+            ping_interval=self.settings.ping_interval,
+            on_error=record_error,
+        )
 
     def _upstream_headers(
         self, request: web.Request, *, stream: bool, anthropic: bool = False
@@ -262,10 +334,10 @@ class MessagesRelay:
         exchange: Exchange,
         body: dict[str, Any],
         headers: Mapping[str, str],
-        error_for: Callable[[int, bytes, str | None], AnthropicError],
+        error_for: ErrorMapper,
+        budget: _RetryBudget,
     ) -> UpstreamReply:
-        """A 2xx upstream reply, after at most max_retries proxy-side retries; else ProxyError."""
-        attempt = 0
+        """A 2xx upstream reply, retrying within `budget`; else ProxyError."""
         tool_choice_relaxed = False
         encoded = exact_json(body)
         while True:
@@ -287,8 +359,9 @@ class MessagesRelay:
                 )
                 if (
                     not tool_choice_relaxed
-                    and status == 400
+                    and status in (400, 422)
                     and body.get("tool_choice") == "required"
+                    and _ABOUT_TOOL_CHOICE.search(error.message)
                     and not error.message.startswith(_OVERFLOW_PREFIXES)
                 ):
                     # WIRE.md C.8: some models crash on a forced tool choice; retry once
@@ -299,26 +372,35 @@ class MessagesRelay:
                     body = {**body, "tool_choice": "auto"}
                     encoded = exact_json(body)
                     continue
-            if error.retryable_upstream and attempt < self.settings.max_retries:
-                delay = retry_delay(
-                    attempt,
-                    base_delay=self.settings.retry_base_delay,
-                    retry_after=error.retry_after,
-                )
-                if delay is not None:
-                    attempt += 1
-                    log.info(
-                        "%s retrying upstream in %.2f s (%s)",
-                        exchange.request_id,
-                        delay,
-                        error.type,
-                    )
-                    await asyncio.sleep(delay)
-                    continue
+            if error.retryable_upstream and await self._back_off(exchange, budget, error):
+                continue
             raise ProxyError(error)
 
+    async def _back_off(
+        self, exchange: Exchange, budget: _RetryBudget, error: AnthropicError
+    ) -> bool:
+        """Wait before a proxy-side retry; False when the budget is spent, or the upstream asked
+        for a wait long enough that Claude Code's own retry loop should own it."""
+        if budget.used >= self.settings.max_retries:
+            return False
+        delay = retry_delay(
+            budget.used, base_delay=self.settings.retry_base_delay, retry_after=error.retry_after
+        )
+        if delay is None:
+            return False
+        budget.take()
+        log.info(
+            "%s retrying upstream in %.2f s (%s: %s)",
+            exchange.request_id,
+            delay,
+            error.type,
+            error.message,
+        )
+        await asyncio.sleep(delay)
+        return True
+
     async def _read_error(
-        self, reply: UpstreamReply, error_for: Callable[[int, bytes, str | None], AnthropicError]
+        self, reply: UpstreamReply, error_for: ErrorMapper
     ) -> tuple[AnthropicError, int]:
         try:
             raw = await reply.read(limit=MAX_ERROR_BODY_BYTES)
@@ -333,29 +415,58 @@ class MessagesRelay:
     async def _complete(
         self,
         exchange: Exchange,
-        body: dict[str, Any],
+        payload: Mapping[str, Any],
         headers: Mapping[str, str],
-        context: ResponseContext,
-        error_for: Callable[[int, bytes, str | None], AnthropicError],
+        route: _Route,
+        fallbacks: tuple[ModelSpec, ...],
     ) -> web.Response:
-        reply = await self._open(exchange, body, headers, error_for)
-        raw = await self._read_reply(reply, exchange)
-        exchange.mark_first_byte()
+        tried = 0
+        while True:
+            try:
+                message = await self._complete_on(exchange, headers, route)
+            except ProxyError as exc:
+                following = self._next_route(exchange, payload, fallbacks, tried, exc.error)
+                if following is None:
+                    raise
+                route, tried = following
+                continue
+            exchange.usage = usage_of(message)
+            return web.Response(body=orjson.dumps(message), content_type="application/json")
+
+    async def _complete_on(
+        self, exchange: Exchange, headers: Mapping[str, str], route: _Route
+    ) -> dict[str, Any]:
+        """One model's complete answer; a drop or a transient error payload is retried."""
+        budget = _RetryBudget(self.settings.max_retries)
+        while True:
+            reply = await self._open(exchange, route.body, headers, route.error_for, budget)
+            try:
+                raw = await self._read_reply(reply, exchange)
+                exchange.mark_first_byte()
+                return self._complete_message(raw, reply.is_event_stream, route, exchange)
+            except ProxyError as exc:
+                if not (
+                    is_transient(exc.error) and await self._back_off(exchange, budget, exc.error)
+                ):
+                    raise
+
+    def _complete_message(
+        self, raw: bytes, is_event_stream: bool, route: _Route, exchange: Exchange
+    ) -> dict[str, Any]:
         message_id = new_message_id()
-        if reply.is_event_stream:
-            # Some servers stream whatever was asked: fold the stream into one message.
-            translator = StreamTranslator(context, message_id=message_id, new_tool_id=new_tool_id)
-            accumulator = MessageAccumulator()
-            for event in self._translate_sse_body(raw, translator, exchange):
-                accumulator.add(event)
-            message = accumulator.result()
-        else:
-            completion = self._parse_completion(raw, context)
-            message = translate_completion(
-                completion, context, message_id=message_id, new_tool_id=new_tool_id
+        if not is_event_stream:
+            completion = self._parse_completion(raw, route.context)
+            return translate_completion(
+                completion, route.context, message_id=message_id, new_tool_id=new_tool_id
             )
-        exchange.usage = usage_of(message)
-        return web.Response(body=orjson.dumps(message), content_type="application/json")
+        # Some servers stream whatever was asked: fold the stream into one message.
+        translator = StreamTranslator(route.context, message_id=message_id, new_tool_id=new_tool_id)
+        accumulator = MessageAccumulator()
+        for event in self._translate_sse_body(raw, translator):
+            accumulator.add(event)
+        if translator.error is not None:
+            raise ProxyError(translator.error)
+        return accumulator.result()
 
     async def _read_reply(self, reply: UpstreamReply, exchange: Exchange) -> bytes:
         try:
@@ -388,9 +499,7 @@ class MessagesRelay:
             raise ProxyError(error)
         return completion
 
-    def _translate_sse_body(
-        self, raw: bytes, translator: StreamTranslator, exchange: Exchange
-    ) -> list[dict[str, Any]]:
+    def _translate_sse_body(self, raw: bytes, translator: StreamTranslator) -> list[dict[str, Any]]:
         decoder = SSEDecoder()
         events = translator.start()
         for message in [*decoder.feed(raw), *decoder.flush()]:
@@ -405,40 +514,81 @@ class MessagesRelay:
         self,
         request: web.Request,
         exchange: Exchange,
-        body: dict[str, Any],
+        payload: Mapping[str, Any],
         headers: Mapping[str, str],
-        context: ResponseContext,
-        error_for: Callable[[int, bytes, str | None], AnthropicError],
+        route: _Route,
+        fallbacks: tuple[ModelSpec, ...],
     ) -> web.StreamResponse:
-        translator = StreamTranslator(context, message_id=new_message_id(), new_tool_id=new_tool_id)
-        opening = asyncio.ensure_future(self._open(exchange, body, headers, error_for))
-        reply: UpstreamReply | None = None
-        response: web.StreamResponse | None = None
+        writer = self._writer(request, exchange, hold=True)
+        message_id = new_message_id()
+        tried = 0
         try:
-            await asyncio.wait({opening}, timeout=self.commit_window)
-            if opening.done():
-                reply = opening.result()  # ProxyError here → plain HTTP error
-            response = await start_event_stream(request)
-            sink = self._sink(response, exchange)
-            await sink.send(translator.start())
-            if reply is None:
-                try:
-                    reply = await sink.wait_pinging(opening)
-                except ProxyError as exc:
-                    await sink.send(translator.fail(exc.error))
-                    return response
-            if reply.is_event_stream:
-                await self._pump_translated(reply, sink, translator, exchange)
-            else:
-                await self._replay_json(reply, sink, translator, context, exchange)
-            exchange.usage = translator.usage
-            return response
+            while True:
+                error = await self._stream_on(writer, exchange, headers, route, message_id)
+                if error is None:
+                    break
+                following = None
+                if not writer.content_sent:
+                    following = self._next_route(exchange, payload, fallbacks, tried, error)
+                if following is None:
+                    await writer.fail(error)  # ProxyError (plain HTTP error) if not committed
+                    break
+                route, tried = following
         except ConnectionResetError:
-            # The client went away mid-stream; the finally below drops the upstream request.
+            # The client went away mid-stream; the attempt's own cleanup dropped the upstream.
             exchange.client_gone = True
-            if response is None:
+            if writer.response is None:
                 raise
-            return response
+        assert writer.response is not None
+        return writer.response
+
+    async def _stream_on(
+        self,
+        writer: StreamWriter,
+        exchange: Exchange,
+        headers: Mapping[str, str],
+        route: _Route,
+        message_id: str,
+    ) -> AnthropicError | None:
+        """Stream one model's answer; retried unseen while no content reached the client.
+        None when complete, else the failure to report."""
+        budget = _RetryBudget(self.settings.max_retries)
+        while True:
+            translator = StreamTranslator(
+                route.context, message_id=message_id, new_tool_id=new_tool_id
+            )
+            writer.set_opening(translator.start()[0])
+            error = await self._attempt(writer, exchange, route, headers, translator, budget)
+            if error is None:
+                exchange.usage = translator.usage
+                return None
+            if writer.content_sent or not is_transient(error):
+                return error
+            if not await self._back_off(exchange, budget, error):
+                return error
+            exchange.notes.append(f"retried unseen after: {error.message}")
+
+    async def _attempt(
+        self,
+        writer: StreamWriter,
+        exchange: Exchange,
+        route: _Route,
+        headers: Mapping[str, str],
+        translator: StreamTranslator,
+        budget: _RetryBudget,
+    ) -> AnthropicError | None:
+        opening = asyncio.ensure_future(
+            self._open(exchange, route.body, headers, route.error_for, budget)
+        )
+        reply: UpstreamReply | None = None
+        try:
+            try:
+                reply = await writer.wait(opening)
+            except ProxyError as exc:
+                return exc.error
+            if reply.is_event_stream:
+                return await self._pump_translated(reply, writer, translator, exchange)
+            return await self._replay_json(reply, writer, translator, route.context, exchange)
         finally:
             await _discard(opening)
             if reply is None and not opening.cancelled() and opening.exception() is None:
@@ -449,35 +599,34 @@ class MessagesRelay:
     async def _replay_json(
         self,
         reply: UpstreamReply,
-        sink: EventSink,
+        writer: StreamWriter,
         translator: StreamTranslator,
         context: ResponseContext,
         exchange: Exchange,
-    ) -> None:
+    ) -> AnthropicError | None:
         """The upstream answered a stream request with one JSON body: replay it as events."""
         reading = asyncio.ensure_future(self._read_reply(reply, exchange))
         try:
-            raw = await sink.wait_pinging(reading)
+            raw = await writer.wait(reading)
             exchange.mark_first_byte()
             completion = self._parse_completion(raw, context)
         except ProxyError as exc:
-            await sink.send(translator.fail(exc.error))
-            return
+            return exc.error
         finally:
             await _discard(reading)
-        await sink.send(completion_events(translator, completion))
+        return await _send_translated(writer, translator, completion_events(translator, completion))
 
     async def _pump_translated(
         self,
         reply: UpstreamReply,
-        sink: EventSink,
+        writer: StreamWriter,
         translator: StreamTranslator,
         exchange: Exchange,
-    ) -> None:
+    ) -> AnthropicError | None:
         decoder = SSEDecoder()
         logged = _BodyLog(self.settings.log_bodies)
         try:
-            async with contextlib.aclosing(self._chunks(reply, sink, exchange)) as chunks:
+            async with contextlib.aclosing(self._chunks(reply, writer, exchange)) as chunks:
                 async for data in chunks:
                     logged.add(data)
                     events: list[dict[str, Any]] = []
@@ -485,29 +634,26 @@ class MessagesRelay:
                         events += translator.feed_data(message.data)
                         if translator.finished:
                             break
-                    await sink.send(events)
+                    failure = await _send_translated(writer, translator, events)
                     if translator.finished:
-                        break
+                        return failure
         except UpstreamTimeout as exc:
-            await sink.send(translator.fail(timeout_error(str(exc))))
-            return
+            return timeout_error(str(exc))
         finally:
             logged.write(exchange.request_id)
-        if translator.finished:
-            return
         events = []
         for message in decoder.flush():
             events += translator.feed_data(message.data)
         # At EOF without `[DONE]`: complete after a finish_reason, a truncation error otherwise.
         events += translator.finish(saw_done=False)
-        await sink.send(events)
+        return await _send_translated(writer, translator, events)
 
     async def _chunks(
-        self, reply: UpstreamReply, sink: EventSink, exchange: Exchange
+        self, reply: UpstreamReply, writer: StreamWriter, exchange: Exchange
     ) -> AsyncIterator[bytes]:
-        """Upstream body pieces as they come; pings the client during silences; raises
-        UpstreamTimeout past the first-byte or read budget; ends quietly on EOF or a drop
-        (the translator then decides between a complete message and a truncation error)."""
+        """Upstream body pieces as they come, with the writer's commits and pings on time;
+        raises UpstreamTimeout past the first-byte or read budget; ends quietly on EOF or a
+        drop (the translator then decides between a complete message and a truncation)."""
         settings = self.settings
         first_byte_deadline = exchange.started + settings.first_byte_timeout
         last_data: float | None = None
@@ -520,14 +666,12 @@ class MessagesRelay:
                     deadline, budget = first_byte_deadline, settings.first_byte_timeout
                 else:
                     deadline, budget = last_data + settings.read_timeout, settings.read_timeout
-                wake = min(deadline, sink.next_ping_at)
+                wake = min(deadline, writer.next_wake)
                 done, _ = await asyncio.wait({pending}, timeout=max(wake - time.monotonic(), 0))
                 if not done:
-                    now = time.monotonic()
-                    if now >= deadline:
+                    if time.monotonic() >= deadline:
                         raise UpstreamTimeout("data", budget)
-                    if now >= sink.next_ping_at:
-                        await sink.ping()
+                    await writer.tick()
                     continue
                 try:
                     data = pending.result()
@@ -540,10 +684,9 @@ class MessagesRelay:
                     return
                 exchange.mark_first_byte()
                 last_data = time.monotonic()
-                if last_data >= sink.next_ping_at:
-                    # Data is flowing but the translator holds it back (tool arguments are
-                    # buffered): the client still needs a sign of life.
-                    await sink.ping()
+                # Data may flow while the translator holds it back (tool arguments are
+                # buffered): commit and ping on time all the same.
+                await writer.tick()
                 yield data
         finally:
             await _discard(pending)
@@ -577,7 +720,7 @@ class MessagesRelay:
         self, request: web.Request, exchange: Exchange, payload: dict[str, Any]
     ) -> web.StreamResponse:
         """Forward to an Anthropic-speaking upstream: only auth, the model name and logging
-        change. No early commit: such upstreams send their headers at once."""
+        change. No hold: such upstreams send their headers at once."""
         body = {**payload, "model": exchange.upstream_model}
         headers = self._upstream_headers(request, stream=exchange.stream, anthropic=True)
         spec = exchange.spec
@@ -592,7 +735,8 @@ class MessagesRelay:
                 max_tokens=payload.get("max_tokens"),
             )
 
-        reply = await self._open(exchange, body, headers, error_for)
+        budget = _RetryBudget(self.settings.max_retries)
+        reply = await self._open(exchange, body, headers, error_for, budget)
         try:
             if reply.is_event_stream and exchange.stream:
                 return await self._pump_passthrough(request, reply, exchange)
@@ -611,43 +755,53 @@ class MessagesRelay:
         exchange.usage = usage_of(message)
         if not exchange.stream:
             return web.Response(body=orjson.dumps(message), content_type="application/json")
-        response = await start_event_stream(request)
-        await self._sink(response, exchange).send(
-            [message_start_event(message), *message_events(message)]
-        )
-        return response
+        writer = self._writer(request, exchange, hold=False)
+        await writer.send([message_start_event(message), *message_events(message)])
+        assert writer.response is not None
+        return writer.response
 
     async def _pump_passthrough(
         self, request: web.Request, reply: UpstreamReply, exchange: Exchange
     ) -> web.StreamResponse:
-        response = await start_event_stream(request)
-        sink = self._sink(response, exchange)
+        writer = self._writer(request, exchange, hold=False)
+        await writer.commit()
         decoder = SSEDecoder()
         rewriter = PassthroughRewriter(exchange.requested_model)
         logged = _BodyLog(self.settings.log_bodies)
         try:
-            async with contextlib.aclosing(self._chunks(reply, sink, exchange)) as chunks:
+            async with contextlib.aclosing(self._chunks(reply, writer, exchange)) as chunks:
                 async for data in chunks:
                     logged.add(data)
                     out = b"".join(rewriter.frame(m) for m in decoder.feed(data))
                     if out:
-                        await sink.send_raw(out)
+                        await writer.send_raw(out)
             tail = b"".join(rewriter.frame(m) for m in decoder.flush())
             if tail:
-                await sink.send_raw(tail)
+                await writer.send_raw(tail)
             if not rewriter.complete:
-                await sink.send(
-                    [AnthropicError(500, "api_error", "upstream stream truncated").event()]
-                )
+                await writer.fail(AnthropicError(500, "api_error", "upstream stream truncated"))
         except UpstreamTimeout as exc:
-            await sink.send([timeout_error(str(exc)).event()])
+            await writer.fail(timeout_error(str(exc)))
         except ConnectionResetError:
             exchange.client_gone = True
         finally:
             logged.write(exchange.request_id)
             exchange.error_type = rewriter.error_type or exchange.error_type
         exchange.usage = rewriter.usage()
-        return response
+        assert writer.response is not None
+        return writer.response
+
+
+async def _send_translated(
+    writer: StreamWriter, translator: StreamTranslator, events: list[dict[str, Any]]
+) -> AnthropicError | None:
+    """Send what the translator made, but hold back its error event: the caller decides
+    between an unseen retry, a fallback and telling the client."""
+    if translator.error is None:
+        await writer.send(events)
+        return None
+    await writer.send([event for event in events if event.get("type") != "error"])
+    return translator.error
 
 
 def _dropped_error(exc: BaseException) -> AnthropicError:

@@ -1,22 +1,16 @@
-"""Anthropic replies the proxy writes itself: error bodies, replayed and folded messages, and
-the SSE writer that keeps Claude Code's idle watchdogs fed with pings."""
+"""Anthropic replies the proxy writes itself: error bodies and replayed messages (the SSE
+writer with the commit rule lives in stream_writer.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from cc_nemo.translate.errors import AnthropicError
-from cc_nemo.translate.sse import encode_event
 from cc_nemo.translate.usage import Usage
-
-# A floor under ping_interval, so a zero or negative setting can't become a busy loop.
-MIN_PING_INTERVAL = 0.05
 
 
 class ProxyError(Exception):
@@ -99,62 +93,3 @@ def message_events(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     )
     events.append({"type": "message_stop"})
     return events
-
-
-class EventSink:
-    """Writes SSE to the client, remembers when it last wrote (for pings) and any error sent."""
-
-    def __init__(
-        self,
-        response: web.StreamResponse,
-        *,
-        ping_interval: float,
-        on_error: Callable[[str], None] = lambda error_type: None,
-    ) -> None:
-        self._response = response
-        self._on_error = on_error
-        self.ping_interval = max(ping_interval, MIN_PING_INTERVAL)
-        self.last_write = time.monotonic()
-
-    @property
-    def next_ping_at(self) -> float:
-        return self.last_write + self.ping_interval
-
-    async def send(self, events: list[dict[str, Any]]) -> None:
-        if not events:
-            return
-        for event in events:
-            if event.get("type") == "error":
-                self._on_error(str(event.get("error", {}).get("type", "api_error")))
-        await self.send_raw(b"".join(encode_event(event) for event in events))
-
-    async def send_raw(self, data: bytes) -> None:
-        await self._response.write(data)
-        self.last_write = time.monotonic()
-
-    async def ping(self) -> None:
-        await self.send([{"type": "ping"}])
-
-    async def wait_pinging(self, awaitable: asyncio.Future[Any]) -> Any:
-        """Await a future, sending a ping whenever the client has heard nothing for a while."""
-        while True:
-            remaining = self.next_ping_at - time.monotonic()
-            done, _ = await asyncio.wait({awaitable}, timeout=max(remaining, 0.0))
-            if done:
-                return awaitable.result()
-            if time.monotonic() >= self.next_ping_at:
-                await self.ping()
-
-
-async def start_event_stream(request: web.Request) -> web.StreamResponse:
-    """Send 200 and SSE headers now (unbuffered: Claude Code's watchdogs count bytes)."""
-    response = web.StreamResponse(
-        status=200,
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",
-        },
-    )
-    await response.prepare(request)
-    return response

@@ -7,6 +7,7 @@ config file, the keyring and the environment happens in `config.py` and
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -64,6 +65,10 @@ class ProxySettings:
     subagent_model: ModelSpec | None = None
     # Seconds to wait for the upstream's first byte (reasoning models can think for minutes).
     first_byte_timeout: float = 600.0
+    # Seconds a streamed answer holds its status line waiting for the upstream's first content
+    # (docs/architecture.md, "The commit rule"); then 200, `message_start` and pings. Kept under
+    # Claude Code's own wait for response headers, which `run` sets to match (claude_env.py).
+    commit_timeout: float = 120.0
     # Seconds of silence tolerated between upstream chunks once streaming has begun.
     read_timeout: float = 600.0
     connect_timeout: float = 15.0
@@ -77,3 +82,9 @@ class ProxySettings:
     log_bodies: bool = False
     # Allow a non-loopback bind/Host (serve --host); only with an explicit token.
     allow_remote: bool = False
+    # Models that answer in a model's place when it stays out of capacity or unreachable after
+    # the proxy's retries, in order, by the alias they stand in for (`[models.X] fallbacks`).
+    fallbacks: Mapping[str, tuple[ModelSpec, ...]] = field(default_factory=dict)
+
+    def fallbacks_for(self, spec: ModelSpec) -> tuple[ModelSpec, ...]:
+        return tuple(self.fallbacks.get(spec.alias, ()))

@@ -82,6 +82,33 @@ class AnthropicError:
         return {"type": "error", "error": {"type": self.type, "message": self.message}}
 
 
+# Statuses of failures that may pass if the same request is sent again.
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+def is_transient(error: AnthropicError) -> bool:
+    """Whether sending the same request again may succeed: capacity, rate limits, 5xx,
+    timeouts, drops and truncations; not a bad request, auth, quota or an overflow."""
+    return error.retryable_upstream or error.status in _TRANSIENT_STATUSES
+
+
+def as_stream_error(error: AnthropicError) -> AnthropicError:
+    """The error to put in an SSE `error` event once the stream is committed.
+
+    Claude Code retries only `overloaded_error` there; any other type ends the turn
+    (docs/wire.md, "Errors after the commit"). So a transient failure is reported as
+    overloaded, and a permanent one keeps its own type."""
+    if error.type == "overloaded_error" or not is_transient(error):
+        return error
+    return AnthropicError(
+        529,
+        "overloaded_error",
+        error.message,
+        retry_after=error.retry_after,
+        retryable_upstream=True,
+    )
+
+
 def connect_error(detail: str) -> AnthropicError:
     """Upstream unreachable: 529 so Claude Code backs off and retries."""
     return AnthropicError(

@@ -70,6 +70,8 @@ class StreamTranslator:
         self._new_tool_id = new_tool_id
         quirks = ctx.spec.quirks
         self._phase = Phase.READY
+        # The failure an `error` event reported, so the caller can retry instead of sending it.
+        self.error: AnthropicError | None = None
         self._next_index = 0
         self._open: BlockKind | None = None
         self._open_thinking: list[str] = []
@@ -203,6 +205,7 @@ class StreamTranslator:
             return []
         events = self.start()
         events.append(error.event())
+        self.error = error
         self._phase = Phase.FAILED
         return events
 

@@ -211,22 +211,37 @@ async def test_first_byte_timeout_is_a_504(make_proxy: MakeProxy) -> None:
         await create(proxy)
 
 
-async def test_upstream_200_carrying_an_error_envelope_is_an_error(proxy: ProxyUnderTest) -> None:
+async def test_upstream_200_carrying_an_error_envelope_is_an_error(
+    make_proxy: MakeProxy,
+) -> None:
+    proxy = await make_proxy(max_retries=0)
     proxy.fake.enqueue(Reply.json(cf_error(3040, "Capacity temporarily exceeded")))
     with pytest.raises(anthropic.OverloadedError):
         await create(proxy)
 
 
-async def test_upstream_dropping_mid_stream_ends_with_an_error_event(
+async def test_upstream_200_carrying_a_capacity_error_is_retried(proxy: ProxyUnderTest) -> None:
+    proxy.fake.enqueue(
+        Reply.json(cf_error(3040, "Capacity temporarily exceeded")),
+        Reply.json(completion("second try")),
+    )
+    message = await create(proxy)
+    assert message.content[0].text == "second try"
+    assert len(proxy.fake.requests) == 2
+
+
+async def test_upstream_dropping_after_content_ends_with_a_retryable_error_event(
     proxy: ProxyUnderTest,
 ) -> None:
     chunks = text_stream("this reply is cut", pieces=4)
-    proxy.fake.enqueue(Reply.stream(chunks, drop_after=2))
+    proxy.fake.enqueue(Reply.stream(chunks, drop_after=2, chunk_delay=0.05))
     with pytest.raises(anthropic.APIStatusError) as raised:
         await stream_text(proxy)
-    assert raised.value.body["error"]["type"] == "api_error"
-    assert proxy.ledger.records[-1].error_type == "api_error"
-    assert len(proxy.fake.requests) == 1  # never retried once bytes have flowed
+    # overloaded_error is the one SSE error type Claude Code retries as a stream.
+    assert raised.value.body["error"]["type"] == "overloaded_error"
+    assert "truncated" in raised.value.body["error"]["message"]
+    assert proxy.ledger.records[-1].error_type == "overloaded_error"
+    assert len(proxy.fake.requests) == 1  # never retried once content has reached the client
 
 
 async def test_error_chunk_inside_the_stream_becomes_an_error_event(
@@ -248,11 +263,13 @@ async def test_silence_after_streaming_began_is_a_timeout_error_event(
     proxy.fake.enqueue(Reply.stream(text_stream("slow", pieces=4), chunk_delay=2.0))
     with pytest.raises(anthropic.APIStatusError) as raised:
         await stream_text(proxy)
-    assert raised.value.body["error"]["type"] == "timeout_error"
+    # A read timeout is transient: reported so that Claude Code retries the turn.
+    assert raised.value.body["error"]["type"] == "overloaded_error"
+    assert "timed out" in raised.value.body["error"]["message"]
 
 
 async def test_failure_after_commit_becomes_an_error_event(make_proxy: MakeProxy) -> None:
-    proxy = await make_proxy(max_retries=0)
+    proxy = await make_proxy(max_retries=0, commit_timeout=0.3)
     proxy.fake.enqueue(Reply.error(429, CAPACITY_ERROR, delay=1.3))
     async with (
         proxy.client() as client,

@@ -113,7 +113,7 @@ async def test_bodies_are_logged_only_when_asked_and_always_redacted(
 async def test_nothing_reaches_the_terminal(
     make_proxy: MakeProxy, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    proxy = await make_proxy(log_file=None, ping_interval=0.1)
+    proxy = await make_proxy(log_file=None, ping_interval=0.1, max_retries=0)
     proxy.fake.enqueue(
         Reply.stream(text_stream("cut short", pieces=4), drop_after=1),
         Reply.error(500, "<html>oops</html>"),

@@ -1,0 +1,136 @@
+"""The SSE side of a streamed answer: when to commit the 200, pings, events, the error event.
+
+The commit rule (docs/architecture.md, "The commit rule"): the HTTP status is the one error
+signal Claude Code retries in every case, so nothing is sent until there is something to say:
+the first content event, or the hold deadline (then `message_start` and `ping`s keep its idle
+watchdogs fed). Before the commit a failure is a plain HTTP error; after it, an SSE `error`
+event whose type says whether Claude Code should retry the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from cc_nemo.replies import ProxyError
+from cc_nemo.translate.errors import AnthropicError, as_stream_error
+from cc_nemo.translate.sse import encode_event
+
+# A floor under ping_interval, so a zero or negative setting can't become a busy loop.
+MIN_PING_INTERVAL = 0.05
+# Events that tell the client nothing about the answer: a retry may still follow them unseen.
+_SILENT_EVENTS = frozenset({"message_start", "ping"})
+
+
+class StreamWriter:
+    """Writes one SSE answer: holds the status line until the commit, pings during silence,
+    and remembers whether any content reached the client (after that, no invisible retry)."""
+
+    def __init__(
+        self,
+        request: web.Request,
+        *,
+        hold_until: float,
+        ping_interval: float,
+        on_error: Callable[[str], None] = lambda error_type: None,
+    ) -> None:
+        self._request = request
+        self._on_error = on_error
+        self.hold_until = hold_until
+        self.ping_interval = max(ping_interval, MIN_PING_INTERVAL)
+        self.response: web.StreamResponse | None = None
+        self.content_sent = False
+        self.last_write = time.monotonic()
+        self._opening: dict[str, Any] | None = None
+        self._started = False
+
+    @property
+    def committed(self) -> bool:
+        return self.response is not None
+
+    @property
+    def next_wake(self) -> float:
+        """When the writer next has something to do on its own: commit, or ping."""
+        if not self.committed:
+            return self.hold_until
+        return self.last_write + self.ping_interval
+
+    def set_opening(self, message_start: dict[str, Any]) -> None:
+        """The `message_start` to send at the commit (each attempt's translator makes one)."""
+        self._opening = message_start
+
+    async def commit(self) -> web.StreamResponse:
+        """200 and SSE headers now, then `message_start` if there is one."""
+        if self.response is None:
+            response = web.StreamResponse(
+                status=200,
+                headers={
+                    "Content-Type": "text/event-stream; charset=utf-8",
+                    "Cache-Control": "no-cache",
+                    # Unbuffered: Claude Code's watchdogs count bytes.
+                    "X-Accel-Buffering": "no",
+                },
+            )
+            await response.prepare(self._request)
+            self.response = response
+            if self._opening is not None:
+                self._started = True
+                await self._write(encode_event(self._opening))
+        return self.response
+
+    async def send(self, events: list[dict[str, Any]]) -> None:
+        """Translated events; `message_start` only once, whichever attempt made it."""
+        if self._started:
+            events = [event for event in events if event.get("type") != "message_start"]
+        if not events:
+            return
+        for event in events:
+            kind = event.get("type")
+            if kind == "message_start":
+                self._started = True
+            elif kind not in _SILENT_EVENTS:
+                self.content_sent = True
+            if kind == "error":
+                self._on_error(str(event.get("error", {}).get("type", "api_error")))
+        await self.commit()
+        await self._write(b"".join(encode_event(event) for event in events))
+
+    async def send_raw(self, data: bytes) -> None:
+        """Bytes already in SSE form (pass-through)."""
+        await self.commit()
+        self.content_sent = True
+        await self._write(data)
+
+    async def fail(self, error: AnthropicError) -> None:
+        """A failure the proxy will not retry: a plain HTTP error while nothing is committed
+        (raised as ProxyError), else one `error` event that Claude Code retries if transient."""
+        if not self.committed:
+            raise ProxyError(error)
+        await self.send([as_stream_error(error).event()])
+
+    async def tick(self) -> None:
+        """Do what is due now: commit at the hold deadline, ping after a silence."""
+        now = time.monotonic()
+        if not self.committed:
+            if now >= self.hold_until:
+                await self.commit()
+        elif now >= self.last_write + self.ping_interval:
+            await self._write(encode_event({"type": "ping"}))
+
+    async def wait(self, future: asyncio.Future[Any]) -> Any:
+        """Await `future`, committing and pinging on time meanwhile."""
+        while True:
+            timeout = max(self.next_wake - time.monotonic(), 0.0)
+            done, _ = await asyncio.wait({future}, timeout=timeout)
+            if done:
+                return future.result()
+            await self.tick()
+
+    async def _write(self, data: bytes) -> None:
+        assert self.response is not None
+        await self.response.write(data)
+        self.last_write = time.monotonic()
