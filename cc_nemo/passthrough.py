@@ -3,7 +3,6 @@ only the model name (and auth, set by the caller) changes on the way; pure helpe
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import orjson
@@ -11,7 +10,14 @@ import orjson
 from cc_nemo.replies import ProxyError, usage_of
 from cc_nemo.translate.errors import AnthropicError, map_upstream_error
 from cc_nemo.translate.response import MessageAccumulator
-from cc_nemo.translate.sse import SSEDecoder, SSEMessage, encode_event
+from cc_nemo.translate.sse import (
+    SSEDecoder,
+    SSELineTooLong,
+    SSEMessage,
+    encode_event,
+    encode_message,
+)
+from cc_nemo.translate.stream import TRUNCATED_MESSAGE
 from cc_nemo.translate.usage import Usage
 
 # Client headers an Anthropic-speaking upstream needs to see (never the client's auth).
@@ -56,8 +62,7 @@ class PassthroughRewriter:
             elif kind == "error":
                 self.complete = True
                 self.error_type = str((event.get("error") or {}).get("type", "api_error"))
-        name = f"event: {message.event}\n".encode() if message.event else b""
-        return name + b"data: " + message.data.encode() + b"\n\n"
+        return encode_message(message)
 
     def usage(self) -> Usage:
         return usage_of({"usage": self._usage})
@@ -114,12 +119,21 @@ def parse_message(raw: bytes) -> dict[str, Any]:
 
 
 def fold_anthropic_sse(raw: bytes) -> dict[str, Any]:
-    """An Anthropic stream received whole (for a non-streaming client) as one message."""
+    """An Anthropic stream received whole (for a non-streaming client) as one message.
+
+    ProxyError (500 api_error) when the stream stops before message_delta/message_stop: a
+    cut-off answer must not reach the client as a complete `end_turn` message. The upstream's
+    own error event, or a tool input that is not valid JSON, raises UpstreamErrorPayload."""
     decoder = SSEDecoder()
     accumulator = MessageAccumulator()
-    for message in [*decoder.feed(raw), *decoder.flush()]:
-        with contextlib.suppress(orjson.JSONDecodeError):
-            event = orjson.loads(message.data)
-            if isinstance(event, dict):
-                accumulator.add(event)
+    try:
+        messages = [*decoder.feed(raw), *decoder.flush()]
+    except SSELineTooLong as exc:
+        raise ProxyError(AnthropicError(500, "api_error", str(exc))) from None
+    for message in messages:
+        event = _parse_event(message.data)
+        if isinstance(event, dict):
+            accumulator.add(event)
+    if accumulator.error is None and accumulator.message is not None and not accumulator.ended:
+        raise ProxyError(AnthropicError(500, "api_error", TRUNCATED_MESSAGE))
     return accumulator.result()
