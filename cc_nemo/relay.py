@@ -55,7 +55,7 @@ from cc_nemo.translate.response import (
     completion_events,
     translate_completion,
 )
-from cc_nemo.translate.sse import SSEDecoder
+from cc_nemo.translate.sse import SSEDecoder, SSELineTooLong
 from cc_nemo.translate.stream import StreamTranslator, payload_error
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.translate.usage import Usage
@@ -462,7 +462,13 @@ class MessagesRelay:
         # Some servers stream whatever was asked: fold the stream into one message.
         translator = StreamTranslator(route.context, message_id=message_id, new_tool_id=new_tool_id)
         accumulator = MessageAccumulator()
-        for event in self._translate_sse_body(raw, translator):
+        try:
+            events = self._translate_sse_body(raw, translator)
+        except SSELineTooLong as exc:
+            raise ProxyError(
+                AnthropicError(502, "api_error", f"the upstream stream is malformed: {exc}")
+            ) from None
+        for event in events:
             accumulator.add(event)
         if translator.error is not None:
             raise ProxyError(translator.error)
@@ -639,6 +645,8 @@ class MessagesRelay:
                         return failure
         except UpstreamTimeout as exc:
             return timeout_error(str(exc))
+        except SSELineTooLong as exc:
+            return AnthropicError(502, "api_error", f"the upstream stream is malformed: {exc}")
         finally:
             logged.write(exchange.request_id)
         events = []
