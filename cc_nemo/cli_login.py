@@ -275,15 +275,26 @@ def _save(collected: LoginInput, config: Config) -> None:
 def logout() -> None:
     """Remove the stored tokens (keyring and fallback file); config.toml is kept."""
     removed = []
+    failures = []
     for name in SECRET_NAMES:
         _, source = stored_secret(name)
-        if source != "missing":
+        if source == "missing":
+            continue
+        try:
             delete_secret(name)
-            removed.append(f"{SECRET_LABELS[name]} (from {source})")
-    note("Removed: " + ", ".join(removed) if removed else "No stored secrets to remove.")
+        except UserError as exc:
+            failures.append(exc.message)
+            continue
+        removed.append(f"{SECRET_LABELS[name]} (from {source})")
+    if removed:
+        note("Removed: " + ", ".join(removed))
+    elif not failures:
+        note("No stored secrets to remove.")
     for name in SECRET_NAMES:
         if os.environ.get(SECRET_ENV[name], "").strip():
             warn(f"{SECRET_ENV[name]} is still set in the environment")
+    if failures:
+        raise UserError("; ".join(failures))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ the user.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Literal, get_args
@@ -88,12 +87,20 @@ def set_secret(name: SecretName, value: str) -> Literal["keyring", "file"]:
 
 
 def delete_secret(name: SecretName) -> None:
-    """Remove a stored secret from both stores (environment variables are not ours to touch)."""
-    _keyring_delete(name)
+    """Remove a stored secret from both stores (environment variables are not ours to touch).
+
+    UserError when the keyring may still hold it (locked, access denied): a logout that
+    leaves a token behind must not look like one that worked."""
+    problem = _keyring_delete(name)
     secrets = _read_secrets_file()
     if name in secrets:
         del secrets[name]
         _write_secrets_file(secrets)
+    if problem is not None:
+        raise UserError(
+            f"could not remove the {SECRET_LABELS[name]} from the OS keyring ({problem}); "
+            "it is still stored there: unlock the keyring and run `cc-proxy logout` again"
+        )
 
 
 def validate_secret(name: SecretName, value: str) -> str:
@@ -198,15 +205,23 @@ def _keyring_set(name: SecretName, value: str) -> bool:
     return True
 
 
-def _keyring_delete(name: SecretName) -> None:
+def _keyring_delete(name: SecretName) -> str | None:
+    """None once the keyring does not hold `name`; else why it may still hold it."""
     try:
         import keyring
-        from keyring.errors import PasswordDeleteError
 
-        with contextlib.suppress(PasswordDeleteError):  # nothing stored: already logged out
-            keyring.delete_password(KEYRING_SERVICE, name)
+        keyring.delete_password(KEYRING_SERVICE, name)
     except Exception as exc:
+        if not keyring_usable():
+            return None  # no keyring on this machine: nothing can be stored in it
+        try:
+            if keyring.get_password(KEYRING_SERVICE, name) is None:
+                return None  # most backends' PasswordDeleteError means "nothing stored"
+        except Exception:
+            pass  # cannot even look: the delete's own error is the honest answer
         _remember_keyring_error(exc)
+        return redact(f"{type(exc).__name__}: {exc}")
+    return None
 
 
 def _read_secrets_file() -> dict[str, str]:

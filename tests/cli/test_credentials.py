@@ -83,6 +83,29 @@ def test_delete_removes_the_secret_from_keyring_and_file(memory_keyring: MemoryK
     assert get_secret("aig_token") == (None, "missing")
 
 
+def test_delete_raises_when_the_keyring_keeps_the_secret(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyring.errors import KeyringLocked
+
+    set_secret("aig_token", GATEWAY_TOKEN)
+
+    def locked(service: str, username: str) -> None:
+        raise KeyringLocked("locked")
+
+    monkeypatch.setattr(memory_keyring, "delete_password", locked)
+    with pytest.raises(UserError, match="could not remove the AI Gateway token"):
+        delete_secret("aig_token")
+    assert get_secret("aig_token") == (GATEWAY_TOKEN, "keyring")
+
+
+def test_delete_without_any_keyring_only_clears_the_file() -> None:
+    assert not keyring_usable()  # the failing backend raises on every call, delete too
+    set_secret("aig_token", GATEWAY_TOKEN)
+    delete_secret("aig_token")
+    assert get_secret("aig_token") == (None, "missing")
+
+
 def test_deleting_the_last_file_secret_removes_the_file() -> None:
     set_secret("aig_token", GATEWAY_TOKEN)
     set_secret("api_key", CF_API_TOKEN)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 import stat
 
+import keyring
 import orjson
 import pytest
 import typer
+from keyring.errors import KeyringLocked, PasswordDeleteError
 
 from cc_nemo.config import Config, config_path, load_config
 from cc_nemo.credentials import get_secret, secrets_file_path, stored_secret
@@ -311,6 +313,43 @@ def test_logout_removes_stored_secrets_and_keeps_the_config(memory_keyring: Memo
     assert memory_keyring.store == {}
     assert load_config().gateway_url == "http://127.0.0.1:9/v1/a/g"
     assert "No stored secrets" in run_cli("logout").stderr
+
+
+class RefusingKeyring(MemoryKeyring):
+    """The in-memory keyring, except that deleting the AI Gateway token fails (locked)."""
+
+    error: Exception = KeyringLocked("the collection is locked")
+
+    def delete_password(self, service: str, username: str) -> None:
+        if username == "aig_token":
+            raise self.error
+        super().delete_password(service, username)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [KeyringLocked("the collection is locked"), PasswordDeleteError("access denied")],
+    ids=["locked", "delete-error-but-still-stored"],
+)
+def test_logout_says_so_when_the_keyring_keeps_a_token(
+    memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    run_cli(
+        "login", "--gateway-url", "http://127.0.0.1:9/v1/a/g", "--aig-token-stdin",
+        "--cloudflare-token-stdin", "--no-verify", input=f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n",
+    )  # fmt: skip
+    monkeypatch.setattr(RefusingKeyring, "error", error)
+    keyring.set_keyring(RefusingKeyring())
+    result = run_cli("logout")
+    assert result.exit_code == 1
+    assert "Removed: Cloudflare API token (from keyring)" in result.stderr
+    assert "AI Gateway token (from keyring)" not in result.stderr
+    [error_line] = [line for line in result.stderr.splitlines() if "error" in line]
+    assert error_line.startswith("cc-proxy: error: could not remove the AI Gateway token")
+    assert type(error).__name__ in error_line
+    assert stored_secret("aig_token") == (GATEWAY_TOKEN, "keyring")
+    assert stored_secret("cloudflare_api_token") == (None, "missing")
+    assert_no_secret_in(result)
 
 
 def test_logout_removes_the_fallback_file_and_mentions_env_still_set(
