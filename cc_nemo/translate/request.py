@@ -21,6 +21,8 @@ NO_TOOL_RESULT = "(no result)"
 # because the estimate's error does.
 CONTEXT_MARGIN_TOKENS = 1024
 CONTEXT_MARGIN_FRACTION = 0.05
+# The smallest output budget worth sending: room for a compaction summary or a real answer.
+MIN_REPLY_TOKENS = 4096
 
 _EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 _EFFORT_ALIASES = {"xhigh": "high", "max": "high"}
@@ -29,6 +31,10 @@ _ROLES = ("user", "assistant", "system")
 
 class InvalidRequest(ValueError):
     """A request we answer with 400 invalid_request_error; the message names the field."""
+
+
+class ContextOverflow(InvalidRequest):
+    """The prompt leaves the model no room to answer; the message is Anthropic's own wording."""
 
 
 @dataclass(frozen=True)
@@ -182,10 +188,22 @@ def translate_request(
 
 
 def clamp_max_tokens(requested: int, spec: ModelSpec, estimated_input: int) -> int:
-    """Fit the output budget into the model's limits and what the prompt leaves of the window."""
+    """Fit the output budget into the model's limits and what the prompt leaves of the window.
+
+    Below MIN_REPLY_TOKENS of room (or what was asked, if less) the request is refused with
+    Anthropic's overflow wording instead: a reply squeezed to a few tokens is useless, and
+    only that wording makes Claude Code compact (docs/wire.md, "Context overflow")."""
     margin = CONTEXT_MARGIN_TOKENS + int(estimated_input * CONTEXT_MARGIN_FRACTION)
     room = spec.context_window - estimated_input - margin
-    return max(1, min(requested, spec.max_output_tokens, room))
+    wanted = min(requested, spec.max_output_tokens)
+    floor = min(wanted, MIN_REPLY_TOKENS)
+    if room < floor:
+        # The estimate never over-counts, so the prompt really leaves no room for a reply.
+        limit = max(spec.context_window - margin - floor, 1)
+        raise ContextOverflow(
+            f"prompt is too long: {max(estimated_input, limit + 1)} tokens > {limit} maximum"
+        )
+    return max(1, min(wanted, room))
 
 
 # --- system -----------------------------------------------------------------------------

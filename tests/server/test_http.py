@@ -9,7 +9,7 @@ import anthropic
 import pytest
 
 from tests.fake_upstream import Reply, completion
-from tests.fixtures import SESSION_TOKEN, ProxyUnderTest
+from tests.fixtures import SESSION_TOKEN, MakeProxy, ProxyUnderTest
 
 MB = 1000 * 1000
 MiB = 1024 * 1024
@@ -141,7 +141,14 @@ async def test_unknown_routes_are_anthropic_shaped_404s(
 
 
 @pytest.mark.parametrize("size", [2 * MB, 20 * MB], ids=["2MB", "20MB"])
-async def test_large_request_bodies_are_accepted(proxy: ProxyUnderTest, size: int) -> None:
+async def test_large_request_bodies_are_accepted(make_proxy: MakeProxy, size: int) -> None:
+    from dataclasses import replace
+
+    from cc_nemo.catalog import Catalog
+
+    # A window the body fits in: past the window the answer is an overflow error, not a 413.
+    roomy = replace(Catalog.build().resolve("nemotron"), context_window=50_000_000)
+    proxy = await make_proxy(main_model=roomy)
     text = ("lorem ipsum dolor sit amet " * (size // 27 + 1))[:size] + " THE END"
     async with proxy.client(timeout=60) as client:
         message = await client.messages.create(

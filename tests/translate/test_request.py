@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from cc_nemo.translate import InvalidRequest, translate_request, validate_request
 from cc_nemo.translate.names import upstream_tool_name
+from cc_nemo.translate.request import MIN_REPLY_TOKENS, ContextOverflow
 
 from .support import PLAIN, builtin, spec_with, translate
 
@@ -968,12 +970,45 @@ def test_max_tokens_leaves_room_for_the_prompt_in_the_context_window() -> None:
     assert translated.body["max_tokens"] == 24_000 - estimated - margin
 
 
-def test_max_tokens_is_at_least_one_even_when_the_prompt_overflows() -> None:
+_PROMPT_TOO_LONG = re.compile(r"^prompt is too long: (\d+) tokens > (\d+) maximum$")
+
+
+def test_a_prompt_that_fills_the_window_is_refused_in_anthropics_overflow_wording() -> None:
     huge = "word " * 200_000
-    assert (
-        translate(request([{"role": "user", "content": huge}]), builtin("llama")).body["max_tokens"]
-        == 1
-    )
+    with pytest.raises(ContextOverflow) as raised:
+        translate(request([{"role": "user", "content": huge}]), builtin("llama"))
+    match = _PROMPT_TOO_LONG.match(str(raised.value))
+    assert match, str(raised.value)
+    prompt, limit = int(match.group(1)), int(match.group(2))
+    assert prompt > limit
+    assert limit < builtin("llama").context_window
+
+
+@pytest.mark.parametrize(
+    ("room_over_floor", "requested", "refused"),
+    [
+        (-1, 32_000, True),  # one token short of the reply floor
+        (0, 32_000, False),
+        (0, 100, False),  # less room than the floor, but all that was asked for
+        (-4_000, 200, True),
+    ],
+)
+def test_output_floor_decides_between_a_reply_and_an_overflow(
+    room_over_floor: int, requested: int, refused: bool
+) -> None:
+    prompt = [{"role": "user", "content": "word " * 8_000}]
+    probe = translate(request(prompt, max_tokens=1), replace(PLAIN, context_window=10**6))
+    estimated = probe.context.estimated_input_tokens
+    margin = 1024 + estimated // 20
+    floor = min(requested, MIN_REPLY_TOKENS)
+    window = estimated + margin + floor + room_over_floor
+    spec = replace(PLAIN, context_window=window, max_output_tokens=64_000)
+    if refused:
+        with pytest.raises(ContextOverflow):
+            translate(request(prompt, max_tokens=requested), spec)
+    else:
+        body = translate(request(prompt, max_tokens=requested), spec).body
+        assert body["max_tokens"] >= floor + room_over_floor
 
 
 def test_sampling_fields_and_stop_sequences_pass_through() -> None:
