@@ -72,6 +72,8 @@ class Config:
     user_models: dict[str, ModelSpec] = field(default_factory=dict)
     # Overrides for ProxySettings fields (see PROXY_TUNABLES), from the `[proxy]` table.
     proxy: dict[str, float | int | bool] = field(default_factory=dict)
+    # `[models.<alias>] fallbacks = [...]`: who answers when <alias> stays out of capacity.
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
 
 
 def config_dir() -> Path:
@@ -178,9 +180,27 @@ def _config_from_toml(data: dict[str, Any]) -> Config:
     if provider is not None and provider not in PROVIDERS:
         raise _InvalidConfig(f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
     models = _typed("models", data.get("models", {}), dict)
-    user_models = {alias: _spec_from_toml(alias, entry) for alias, entry in models.items()}
+    user_models: dict[str, ModelSpec] = {}
+    fallbacks: dict[str, list[str]] = {}
+    for alias, entry in models.items():
+        entry = dict(_typed(f"models.{alias}", entry, dict))
+        if "fallbacks" in entry:
+            fallbacks[alias] = _fallbacks_from_toml(alias, entry.pop("fallbacks"))
+            if not entry:
+                continue  # a built-in model's fallbacks, nothing else about it changes
+        user_models[alias] = _spec_from_toml(alias, entry)
     proxy = _proxy_from_toml(_typed("proxy", data.get("proxy", {}), dict))
-    return Config(**values, user_models=user_models, proxy=proxy)
+    return Config(**values, user_models=user_models, proxy=proxy, fallbacks=fallbacks)
+
+
+def _fallbacks_from_toml(alias: str, value: Any) -> list[str]:
+    where = f"models.{alias}.fallbacks"
+    names = _typed(where, value, list)
+    if not all(isinstance(name, str) and name for name in names):
+        raise _InvalidConfig(f"{where} must be a list of model aliases")
+    if alias in names:
+        raise _InvalidConfig(f"{where} must not name {alias} itself")
+    return list(names)
 
 
 def _proxy_from_toml(table: dict[str, Any]) -> dict[str, float | int | bool]:
@@ -295,10 +315,13 @@ def _config_to_toml(config: Config) -> dict[str, Any]:
             data[key] = value
     if config.proxy:
         data["proxy"] = dict(config.proxy)
-    if config.user_models:
-        data["models"] = {
-            alias: _spec_to_toml(spec) for alias, spec in sorted(config.user_models.items())
-        }
+    models: dict[str, dict[str, Any]] = {
+        alias: _spec_to_toml(spec) for alias, spec in config.user_models.items()
+    }
+    for alias, names in config.fallbacks.items():
+        models.setdefault(alias, {})["fallbacks"] = list(names)
+    if models:
+        data["models"] = dict(sorted(models.items()))
     return data
 
 

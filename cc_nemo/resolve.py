@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
@@ -240,6 +241,32 @@ def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
         ) from exc
 
 
+def resolve_fallbacks(
+    catalog: Catalog, configured: Mapping[str, Sequence[str]]
+) -> dict[str, tuple[ModelSpec, ...]]:
+    """`[models.X] fallbacks` as specs, by the alias they stand in for; a name that is not a
+    model is the user's mistake, said at start-up rather than when capacity runs out."""
+    resolved: dict[str, tuple[ModelSpec, ...]] = {}
+    for alias, names in configured.items():
+        try:
+            owner = catalog.resolve(alias)
+        except UnknownModelError:
+            raise UserError(
+                f"config.toml: models.{alias}.fallbacks: {alias!r} is not a known model"
+            ) from None
+        specs = []
+        for name in names:
+            try:
+                specs.append(catalog.resolve(name))
+            except UnknownModelError:
+                raise UserError(
+                    f"config.toml: models.{alias}.fallbacks: unknown model {name!r}; known "
+                    f"aliases: {', '.join(catalog.aliases())}"
+                ) from None
+        resolved[owner.alias] = tuple(specs)
+    return resolved
+
+
 def model_choice(argument: str | None, env_name: str, config_value: str | None) -> Sourced:
     """A model name by precedence: argument, environment, config."""
     if argument:
@@ -275,6 +302,7 @@ def resolve_proxy_settings(
         raise TypeError(f"not ProxySettings fields: {', '.join(sorted(unknown))}")
     tunables.setdefault("log_file", proxy_log_path())
     return ProxySettings(
+        fallbacks=resolve_fallbacks(catalog, config.fallbacks),
         provider=provider,
         catalog=catalog,
         main_model=main_spec,

@@ -227,6 +227,8 @@ def _finish(request: web.Request, exchange: Exchange | None, status: int, starte
         ttft_ms=exchange.ttft_ms,
         duration_ms=duration_ms,
         error_type=error_type,
+        fallback_from=exchange.fallback_from,
+        answered_by=exchange.spec.alias if exchange.fallback_from and exchange.spec else None,
     )
     request.app[LEDGER_KEY].record(record)
     log.info(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,9 @@ class RequestRecord:
     ttft_ms: float | None
     duration_ms: float
     error_type: str | None
+    # When a fallback answered: the alias asked for, and the alias that answered.
+    fallback_from: str | None = None
+    answered_by: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -38,18 +42,26 @@ class SessionSummary:
     output_tokens: int
     cache_read_tokens: int
     cost_usd: float
+    # (answering alias, alias asked for) → how many requests a fallback answered.
+    fallbacks: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def render(self) -> str:
-        """A short human summary (1-2 lines)."""
+        """A short human summary (2 lines, one more per fallback pairing)."""
         if self.requests == 0:
             return "cc-proxy: no model requests were made."
         failed = f", {self.errors} failed" if self.errors else ""
         cached = f" (+{self.cache_read_tokens:,} cached)" if self.cache_read_tokens else ""
-        return (
+        lines = [
             f"cc-proxy: {self.requests} request{'s' if self.requests != 1 else ''}{failed}; "
-            f"{self.input_tokens:,} input tokens{cached}, {self.output_tokens:,} output tokens\n"
-            f"cc-proxy: estimated cost {_format_usd(self.cost_usd)} at catalog prices"
-        )
+            f"{self.input_tokens:,} input tokens{cached}, {self.output_tokens:,} output tokens",
+            f"cc-proxy: estimated cost {_format_usd(self.cost_usd)} at catalog prices",
+        ]
+        for (answered_by, asked_for), count in sorted(self.fallbacks.items()):
+            lines.append(
+                f"cc-proxy: {count} request{'s' if count != 1 else ''} answered by "
+                f"{answered_by}: {asked_for} out of capacity"
+            )
+        return "\n".join(lines)
 
 
 def _format_usd(amount: float) -> str:
@@ -82,4 +94,11 @@ class UsageLedger:
             output_tokens=sum(r.output_tokens for r in records),
             cache_read_tokens=sum(r.cache_read_tokens for r in records),
             cost_usd=sum(r.cost_usd for r in records),
+            fallbacks=dict(
+                Counter(
+                    (r.answered_by, r.fallback_from)
+                    for r in records
+                    if r.answered_by and r.fallback_from
+                )
+            ),
         )

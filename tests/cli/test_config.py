@@ -96,6 +96,9 @@ def test_a_user_model_needs_only_its_upstream_id() -> None:
         ("[proxy]\nread_timeout = -5", "proxy.read_timeout must not be negative"),
         ("[proxy]\nmax_retries = true", "proxy.max_retries must be an integer"),
         ("[proxy]\nsession_token = 'x'", "unknown key proxy.session_token"),
+        ("[models.nemotron]\nfallbacks = 'kimi'", "models.nemotron.fallbacks must be a list"),
+        ("[models.nemotron]\nfallbacks = [3]", "must be a list of model aliases"),
+        ("[models.nemotron]\nfallbacks = ['nemotron']", "must not name nemotron itself"),
     ],
 )
 def test_invalid_config_is_one_user_error_naming_the_file_and_the_problem(
@@ -120,3 +123,16 @@ def test_load_config_reads_an_explicit_path(tmp_path: Path) -> None:
     path = tmp_path / "other.toml"
     path.write_text('provider = "openai"\nbase_url = "http://127.0.0.1:1/v1"\n')
     assert load_config(path) == Config(provider="openai", base_url="http://127.0.0.1:1/v1")
+
+
+def test_fallbacks_of_a_builtin_model_need_no_model_table_and_round_trip() -> None:
+    config_path().parent.mkdir(parents=True)
+    config_path().write_text(
+        '[models.nemotron]\nfallbacks = ["kimi", "gemma4"]\n'
+        '[models.tiny]\nmodel = "@cf/org/tiny"\nfallbacks = ["llama"]\n'
+    )
+    config = load_config()
+    assert config.fallbacks == {"nemotron": ["kimi", "gemma4"], "tiny": ["llama"]}
+    assert list(config.user_models) == ["tiny"]
+    save_config(config)
+    assert load_config() == config

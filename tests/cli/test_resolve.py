@@ -303,3 +303,33 @@ def test_unknown_model_argument_is_a_user_error() -> None:
 def test_proxy_settings_without_credentials_is_the_login_error() -> None:
     with pytest.raises(UserError, match="No credentials found"):
         resolve_proxy_settings(None, session_token="x" * 32, config=Config())
+
+
+@pytest.mark.usefixtures("logged_in")
+def test_fallbacks_resolve_to_specs_by_the_alias_they_stand_in_for() -> None:
+    config = Config(fallbacks={"nemotron": ["kimi", "gemma4"]})
+    settings = resolve_proxy_settings(
+        "nemotron", session_token="s" * 32, small_model="llama", config=config
+    )
+    assert [spec.alias for spec in settings.fallbacks_for(settings.main_model)] == [
+        "kimi",
+        "gemma4",
+    ]
+    assert settings.fallbacks_for(settings.small_model) == ()
+
+
+@pytest.mark.usefixtures("logged_in")
+@pytest.mark.parametrize(
+    ("fallbacks", "expected"),
+    [
+        ({"nemotron": ["nope"]}, "unknown model 'nope'"),
+        ({"ghost": ["kimi"]}, "'ghost' is not a known model"),
+    ],
+)
+def test_a_fallback_that_is_not_a_model_is_a_user_error(
+    fallbacks: dict[str, list[str]], expected: str
+) -> None:
+    with pytest.raises(UserError, match=expected):
+        resolve_proxy_settings(
+            "nemotron", session_token="s" * 32, config=Config(fallbacks=fallbacks)
+        )

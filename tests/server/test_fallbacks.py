@@ -1,0 +1,117 @@
+"""`[models.X] fallbacks`: when X stays out of capacity after the proxy's retries, the next
+model answers the same request, translated for its own limits; every fallback is recorded."""
+
+from __future__ import annotations
+
+import anthropic
+import pytest
+
+from cc_nemo.catalog import Catalog
+from cc_nemo.usage import RequestRecord, SessionSummary, UsageLedger
+from tests.fake_upstream import CAPACITY_ERROR, Reply, completion, text_stream
+from tests.fixtures import MakeProxy
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def fallbacks(*aliases: str) -> dict[str, tuple]:
+    catalog = Catalog.build()
+    return {"nemotron": tuple(catalog.resolve(alias) for alias in aliases)}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_out_of_capacity_model_is_answered_by_its_fallback(
+    make_proxy: MakeProxy, stream: bool
+) -> None:
+    proxy = await make_proxy(max_retries=1, fallbacks=fallbacks("kimi"))
+    answer = (
+        Reply.stream(text_stream("from kimi")) if stream else Reply.json(completion("from kimi"))
+    )
+    proxy.fake.enqueue(Reply.error(429, CAPACITY_ERROR), Reply.error(429, CAPACITY_ERROR), answer)
+    async with proxy.client() as client:
+        if stream:
+            async with client.messages.stream(
+                model="claude-sonnet-5", max_tokens=100, messages=MESSAGES
+            ) as answered:
+                message = await answered.get_final_message()
+        else:
+            message = await client.messages.create(
+                model="claude-sonnet-5", max_tokens=100, messages=MESSAGES
+            )
+    assert message.content[0].text == "from kimi"
+    models = [request.body["model"] for request in proxy.fake.requests]
+    kimi = Catalog.build().resolve("kimi").model
+    assert models[:2] == [proxy.settings.main_model.model] * 2
+    assert models[2] == kimi
+    record = proxy.ledger.records[-1]
+    assert (record.fallback_from, record.answered_by) == ("nemotron", "kimi")
+    assert record.upstream_model == kimi
+    assert "1 request answered by kimi: nemotron out of capacity" in (
+        proxy.ledger.summary().render()
+    )
+
+
+async def test_fallbacks_are_tried_in_order_and_the_last_failure_is_reported(
+    make_proxy: MakeProxy,
+) -> None:
+    proxy = await make_proxy(max_retries=0, fallbacks=fallbacks("kimi", "gemma4"))
+    proxy.fake.enqueue(*[Reply.error(429, CAPACITY_ERROR)] * 3)
+    async with proxy.client() as client:
+        with pytest.raises(anthropic.OverloadedError):
+            await client.messages.create(model="claude-sonnet-5", max_tokens=100, messages=MESSAGES)
+    catalog = Catalog.build()
+    assert [r.body["model"] for r in proxy.fake.requests] == [
+        proxy.settings.main_model.model,
+        catalog.resolve("kimi").model,
+        catalog.resolve("gemma4").model,
+    ]
+
+
+async def test_a_permanent_error_does_not_fall_back(make_proxy: MakeProxy) -> None:
+    proxy = await make_proxy(max_retries=0, fallbacks=fallbacks("kimi"))
+    proxy.fake.enqueue(Reply.error(401, {"error": "Unauthorized"}))
+    async with proxy.client() as client:
+        with pytest.raises(anthropic.AuthenticationError):
+            await client.messages.create(model="claude-sonnet-5", max_tokens=100, messages=MESSAGES)
+    assert len(proxy.fake.requests) == 1
+
+
+async def test_no_fallback_without_configuration(make_proxy: MakeProxy) -> None:
+    proxy = await make_proxy(max_retries=0)
+    proxy.fake.enqueue(Reply.error(429, CAPACITY_ERROR))
+    async with proxy.client() as client:
+        with pytest.raises(anthropic.OverloadedError):
+            await client.messages.create(model="claude-sonnet-5", max_tokens=100, messages=MESSAGES)
+    assert len(proxy.fake.requests) == 1
+
+
+def test_summary_counts_fallbacks_per_pairing() -> None:
+    ledger = UsageLedger()
+    base = dict(
+        upstream_model="m",
+        status=200,
+        stream=True,
+        input_tokens=1,
+        output_tokens=1,
+        cache_read_tokens=0,
+        cost_usd=0.0,
+        ttft_ms=1.0,
+        duration_ms=1.0,
+        error_type=None,
+    )
+    for n in range(3):
+        ledger.record(
+            RequestRecord(
+                request_id=f"r{n}",
+                model="nemotron",
+                fallback_from="nemotron",
+                answered_by="kimi",
+                **base,
+            )
+        )
+    ledger.record(RequestRecord(request_id="r9", model="nemotron", **base))
+    summary: SessionSummary = ledger.summary()
+    assert summary.fallbacks == {("kimi", "nemotron"): 3}
+    assert summary.render().splitlines()[-1] == (
+        "cc-proxy: 3 requests answered by kimi: nemotron out of capacity"
+    )
