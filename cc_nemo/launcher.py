@@ -110,22 +110,20 @@ def log_file_path(settings: ProxySettings) -> Path:
 def logging_to_file(settings: ProxySettings) -> Iterator[Path]:
     """Send every log record (ours, aiohttp's, asyncio's, warnings) to the session's log file,
     secrets redacted, and nothing to the terminal, which belongs to claude."""
-    from cc_nemo.logs import SecretRedactor, close_logging, configure_logging, secret_values
+    from cc_nemo.logs import close_logging, configure_logging, secret_values
 
     path = log_file_path(settings)
     secrets = secret_values(settings.session_token, settings.provider.headers)
     try:
         # cc_nemo's, aiohttp's and asyncio's loggers; the server keeps this for the session.
         own = configure_logging(path, secrets=secrets)
-        # Anything else (py.warnings, other libraries) through the root logger.
-        other = logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
         raise UserError(f"cannot write the log file {path}: {exc.strerror or exc}") from exc
-    other.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    other.addFilter(SecretRedactor(secrets))
     root = logging.getLogger()
     saved = (root.level, logging.lastResort, logging.raiseExceptions)
-    root.addHandler(other)
+    # Anything else (py.warnings, other libraries) through the root logger, into the same
+    # handler: one writer, so a rotation never leaves a second one on the renamed file.
+    root.addHandler(own)
     root.setLevel(logging.INFO)
     # A record with no handler, or a failing handler, would otherwise be printed on stderr.
     logging.lastResort = None
@@ -135,8 +133,7 @@ def logging_to_file(settings: ProxySettings) -> Iterator[Path]:
         yield path
     finally:
         logging.captureWarnings(False)
-        root.removeHandler(other)
-        other.close()
+        root.removeHandler(own)
         close_logging(own)
         root.level, logging.lastResort, logging.raiseExceptions = saved
 
