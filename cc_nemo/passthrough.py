@@ -129,7 +129,10 @@ def fold_anthropic_sse(raw: bytes) -> dict[str, Any]:
     try:
         messages = [*decoder.feed(raw), *decoder.flush()]
     except SSELineTooLong as exc:
-        raise ProxyError(AnthropicError(500, "api_error", str(exc))) from None
+        # Worded and numbered as the relay answers the same fault on a translated stream.
+        raise ProxyError(
+            AnthropicError(502, "api_error", f"the upstream stream is malformed: {exc}")
+        ) from None
     for message in messages:
         event = _parse_event(message.data)
         if isinstance(event, dict):

@@ -12,7 +12,7 @@ import pytest
 from cc_nemo.passthrough import PassthroughRewriter, fold_anthropic_sse
 from cc_nemo.replies import ProxyError
 from cc_nemo.translate.response import UpstreamErrorPayload
-from cc_nemo.translate.sse import SSEDecoder, SSEMessage
+from cc_nemo.translate.sse import MAX_EVENT_CHARS, SSEDecoder, SSEMessage
 from tests.fake_upstream import Reply, anthropic_events
 from tests.fixtures import MakeProxy
 
@@ -90,6 +90,14 @@ def test_a_finished_stream_with_a_broken_tool_input_is_an_error() -> None:
 def test_a_whole_tool_input_is_parsed() -> None:
     message = fold_anthropic_sse("".join(tool_events(['{"path": ', '"a.py"}'])).encode())
     assert message["content"][0]["input"] == {"path": "a.py"}
+
+
+def test_an_endless_line_is_an_api_error_not_unbounded_memory() -> None:
+    raw = b"event: content_block_delta\ndata: " + b"x" * (MAX_EVENT_CHARS + 1)
+    with pytest.raises(ProxyError) as raised:
+        fold_anthropic_sse(raw)
+    assert raised.value.error.type == "api_error"
+    assert "malformed" in raised.value.error.message
 
 
 def test_multi_line_data_is_written_back_one_data_line_per_line() -> None:
