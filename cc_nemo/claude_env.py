@@ -21,6 +21,11 @@ CLAUDE_DEFAULT_API_TIMEOUT_MS = 600_000
 # upstream before claude gives up on its own with a generic timeout and retries the turn.
 API_TIMEOUT_MARGIN_S = 60
 LOOPBACK_NO_PROXY = ("127.0.0.1", "localhost")
+# Head-room over the proxy's hold before claude gives up on the headers and re-sends; claude
+# clamps its first-byte window to 10 s .. 30 min.
+FIRST_BYTE_MARGIN_S = 60
+CLAUDE_FIRST_BYTE_MIN_MS = 10_000
+CLAUDE_FIRST_BYTE_MAX_MS = 30 * 60 * 1000
 
 # Removed from the user's environment whatever their value.
 REMOVED_VARS: tuple[str, ...] = (
@@ -77,6 +82,9 @@ def default_vars(settings: ProxySettings) -> dict[str, str]:
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(max_output_tokens(settings.main_model)),
         # Reasoning models can think for minutes before the first token (see API_TIMEOUT_MARGIN_S).
         "API_TIMEOUT_MS": str(api_timeout_ms(settings)),
+        # The proxy holds the status line until the upstream's first content (commit_timeout);
+        # claude 2.1.332+ re-sends a request whose headers take longer than this window.
+        "CLAUDE_STREAM_FIRST_BYTE_TIMEOUT_MS": str(first_byte_window_ms(settings)),
         # No update checks, feedback surveys or error reports to Anthropic: nothing there
         # concerns a proxied model, and it keeps the session working offline.
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
@@ -109,6 +117,12 @@ def api_timeout_ms(settings: ProxySettings) -> int:
     """claude's per-request timeout: never below its default, always above the proxy's wait."""
     proxy_wait_ms = int((settings.first_byte_timeout + API_TIMEOUT_MARGIN_S) * 1000)
     return max(CLAUDE_DEFAULT_API_TIMEOUT_MS, proxy_wait_ms)
+
+
+def first_byte_window_ms(settings: ProxySettings) -> int:
+    """claude's wait for response headers: past the proxy's hold, within claude's clamp."""
+    wanted = int((settings.commit_timeout + FIRST_BYTE_MARGIN_S) * 1000)
+    return min(max(wanted, CLAUDE_FIRST_BYTE_MIN_MS), CLAUDE_FIRST_BYTE_MAX_MS)
 
 
 def no_proxy_value(base_env: Mapping[str, str]) -> str:

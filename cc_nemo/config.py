@@ -37,6 +37,7 @@ _STRING_SETTINGS = (
 # ProxySettings fields a user may tune from `[proxy]`; the values are their TOML types.
 PROXY_TUNABLES: dict[str, type] = {
     "first_byte_timeout": float,
+    "commit_timeout": float,
     "read_timeout": float,
     "connect_timeout": float,
     "max_retries": int,

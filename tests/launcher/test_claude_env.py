@@ -129,6 +129,23 @@ def test_api_timeout_outlasts_the_proxy_upstream_wait() -> None:
     assert build_claude_env({}, quick, BASE_URL)["API_TIMEOUT_MS"] == "600000"
 
 
+@pytest.mark.parametrize(
+    ("commit_timeout", "expected"),
+    [(120.0, "180000"), (0.5, "60500"), (0.0, "60000"), (3600.0, "1800000")],
+)
+def test_claude_waits_for_headers_longer_than_the_proxy_holds_them(
+    commit_timeout: float, expected: str
+) -> None:
+    settings = settings_for(commit_timeout=commit_timeout)
+    assert build_claude_env({}, settings, BASE_URL)["CLAUDE_STREAM_FIRST_BYTE_TIMEOUT_MS"] == (
+        expected
+    )
+    mine = {"CLAUDE_STREAM_FIRST_BYTE_TIMEOUT_MS": "20000"}
+    assert build_claude_env(mine, settings, BASE_URL)["CLAUDE_STREAM_FIRST_BYTE_TIMEOUT_MS"] == (
+        "20000"
+    )
+
+
 def test_quiets_claude_and_keeps_it_streaming() -> None:
     env = build_claude_env({}, settings_for(), BASE_URL)
     for name in (
