@@ -790,6 +790,10 @@ class MessagesRelay:
                 await writer.fail(AnthropicError(500, "api_error", "upstream stream truncated"))
         except UpstreamTimeout as exc:
             await writer.fail(timeout_error(str(exc)))
+        except SSELineTooLong as exc:
+            await writer.fail(
+                AnthropicError(502, "api_error", f"the upstream stream is malformed: {exc}")
+            )
         except ConnectionResetError:
             exchange.client_gone = True
         finally:

@@ -26,6 +26,13 @@ MIN_PING_INTERVAL = 0.05
 _SILENT_EVENTS = frozenset({"message_start", "ping"})
 
 
+def is_claude_code(request: web.Request) -> bool:
+    """Whether the client is Claude Code (it sends `x-app: cli` and a claude-cli agent)."""
+    return request.headers.get("x-app") == "cli" or request.headers.get(
+        "User-Agent", ""
+    ).startswith("claude-cli/")
+
+
 class StreamWriter:
     """Writes one SSE answer: holds the status line until the commit, pings during silence,
     and remembers whether any content reached the client (after that, no invisible retry)."""
@@ -47,6 +54,9 @@ class StreamWriter:
         self.last_write = time.monotonic()
         self._opening: dict[str, Any] | None = None
         self._started = False
+        # Claude Code retries a turn cut short after content, not an error event (see fail).
+        self.cut_short_to_retry = is_claude_code(request)
+        self.cut_short = False
 
     @property
     def committed(self) -> bool:
@@ -107,10 +117,19 @@ class StreamWriter:
 
     async def fail(self, error: AnthropicError) -> None:
         """A failure the proxy will not retry: a plain HTTP error while nothing is committed
-        (raised as ProxyError), else one `error` event that Claude Code retries if transient."""
+        (raised as ProxyError), else one `error` event that Claude Code retries if transient.
+
+        Except after content, for Claude Code: it re-sends a turn whose stream ends early but
+        gives up on an error event once content has arrived (measured with 2.1.332), so a
+        transient failure there ends the body without `message_stop` instead."""
         if not self.committed:
             raise ProxyError(error)
-        await self.send([as_stream_error(error).event()])
+        error = as_stream_error(error)
+        if self.content_sent and self.cut_short_to_retry and error.type == "overloaded_error":
+            self._on_error(error.type)
+            self.cut_short = True
+            return
+        await self.send([error.event()])
 
     async def tick(self) -> None:
         """Do what is due now: commit at the hold deadline, ping after a silence."""

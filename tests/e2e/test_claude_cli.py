@@ -1,6 +1,6 @@
 """End to end: `cc-proxy run` with the real Claude Code CLI against the scripted fake upstream.
 
-The pinned client (@anthropic-ai/claude-code@2.1.330) runs headless (`-p`) in a throwaway HOME.
+The pinned client (@anthropic-ai/claude-code@2.1.332) runs headless (`-p`) in a throwaway HOME.
 It is found through $CC_PROXY_TEST_CLAUDE or `claude` on PATH; in CI a missing client fails the
 run, elsewhere the module is skipped with the reason shown.
 """
@@ -39,7 +39,7 @@ from tests.launcher.harness import GATEWAY_TOKEN, cc_proxy_argv, upstream_env
 pytestmark = pytest.mark.e2e
 
 CLAUDE_ENV_VAR = "CC_PROXY_TEST_CLAUDE"
-PINNED = "@anthropic-ai/claude-code@2.1.330"
+PINNED = "@anthropic-ai/claude-code@2.1.332"
 NEMOTRON_ID = "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"
 RUN_TIMEOUT_S = 90.0
 
@@ -96,8 +96,11 @@ async def run_claude(
     prompt: str,
     *claude_args: str,
     output_format: str = "json",
+    model: str = "nemotron",
+    extra_env: dict[str, str] | None = None,
+    timeout: float = RUN_TIMEOUT_S,
 ) -> ClaudeRun:
-    """`cc-proxy run nemotron -- -p PROMPT --output-format FMT [args]` in a throwaway HOME."""
+    """`cc-proxy run MODEL -- -p PROMPT --output-format FMT [args]` in a throwaway HOME."""
     home, work = tmp_path / "claude-home", tmp_path / "work"
     home.mkdir(exist_ok=True)
     work.mkdir(exist_ok=True)
@@ -108,9 +111,10 @@ async def run_claude(
         "CLAUDE_CODE_MAX_RETRIES": "2",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
+        **(extra_env or {}),
     }
     argv = cc_proxy_argv(
-        "run", "nemotron", "--quiet", "--claude", claude_bin, "--",
+        "run", model, "--quiet", "--claude", claude_bin, "--",
         "-p", prompt, "--output-format", output_format, *claude_args,
     )  # fmt: skip
     process = await asyncio.create_subprocess_exec(
@@ -122,7 +126,7 @@ async def run_claude(
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), RUN_TIMEOUT_S)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
     except asyncio.TimeoutError:
         process.kill()
         await process.wait()

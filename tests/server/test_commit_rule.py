@@ -33,7 +33,9 @@ REQUEST = {
 ROLE_ONLY = chunk({"role": "assistant", "content": ""})
 
 
-async def raw_stream(proxy: ProxyUnderTest) -> tuple[int, float, list[tuple[float, str, Any]]]:
+async def raw_stream(
+    proxy: ProxyUnderTest, headers: dict[str, str] | None = None
+) -> tuple[int, float, list[tuple[float, str, Any]]]:
     """(status, seconds to the status line, [(seconds, event, payload)]) of one stream request."""
     started = time.monotonic()
     events: list[tuple[float, str, Any]] = []
@@ -41,7 +43,9 @@ async def raw_stream(proxy: ProxyUnderTest) -> tuple[int, float, list[tuple[floa
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            f"{proxy.url}/v1/messages?beta=true", json=REQUEST, headers=proxy.auth_headers()
+            f"{proxy.url}/v1/messages?beta=true",
+            json=REQUEST,
+            headers={**proxy.auth_headers(), **(headers or {})},
         ) as response,
     ):
         headers_at = time.monotonic() - started
@@ -184,6 +188,31 @@ async def test_failure_after_content_is_one_error_event_of_the_right_type(
     assert events[-1][2]["error"]["type"] == error_type
     assert "message_stop" not in names(events), "never a fake end_turn"
     assert len(proxy.fake.requests) == 1
+
+
+async def test_claude_code_gets_a_stream_cut_short_after_content_so_it_resends_the_turn(
+    proxy: ProxyUnderTest,
+) -> None:
+    """Claude Code gives up on an error event after content but re-sends a turn whose stream
+    ends early (measured with 2.1.332): for it, a transient failure ends the body there."""
+    head = [chunk({"role": "assistant", "content": "partial "})]
+    proxy.fake.enqueue(Reply.stream([*head, CAPACITY_ERROR], done=False))
+    claude_code = {"x-app": "cli", "User-Agent": "claude-cli/2.1.332 (external, sdk-cli)"}
+    status, _, events = await raw_stream(proxy, claude_code)
+    assert status == 200
+    assert text_of(events) == "partial "
+    assert "error" not in names(events)
+    assert "message_delta" not in names(events) and "message_stop" not in names(events)
+    assert proxy.ledger.records[-1].error_type == "overloaded_error"
+
+
+async def test_claude_code_still_gets_a_permanent_error_as_an_event(proxy: ProxyUnderTest) -> None:
+    head = [chunk({"role": "assistant", "content": "partial "})]
+    refused = {"error": {"message": "content refused by the safety filter", "code": 403}}
+    proxy.fake.enqueue(Reply.stream([*head, refused], done=False))
+    _, _, events = await raw_stream(proxy, {"x-app": "cli"})
+    assert names(events)[-1] == "error"
+    assert events[-1][2]["error"]["type"] == "permission_error"
 
 
 async def test_non_streamed_answer_retries_a_dropped_body(proxy: ProxyUnderTest) -> None:
