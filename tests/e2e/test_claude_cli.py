@@ -17,7 +17,7 @@ import shlex
 import shutil
 import struct
 import termios
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,37 +38,8 @@ from tests.launcher.harness import GATEWAY_TOKEN, cc_proxy_argv, upstream_env
 
 pytestmark = pytest.mark.e2e
 
-CLAUDE_ENV_VAR = "CC_PROXY_TEST_CLAUDE"
-PINNED = "@anthropic-ai/claude-code@2.1.332"
 NEMOTRON_ID = "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"
 RUN_TIMEOUT_S = 90.0
-
-
-def find_claude() -> str | None:
-    explicit = os.environ.get(CLAUDE_ENV_VAR)
-    if explicit:
-        return explicit
-    return shutil.which("claude")
-
-
-@pytest.fixture(scope="module")
-def claude_bin() -> str:
-    found = find_claude()
-    if found is None:
-        reason = (
-            f"the real Claude Code CLI was not found: set {CLAUDE_ENV_VAR} or put `claude` on "
-            f"PATH (npm install {PINNED})"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the end-to-end tests: {reason}")
-        pytest.skip(reason)
-    return found
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as fake:
-        yield fake
 
 
 @dataclass

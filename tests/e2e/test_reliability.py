@@ -1,0 +1,123 @@
+"""End to end with the real Claude Code: no turn is lost to a fault the upstream recovers from.
+
+Each row of the reliability table in README.md: the upstream fails four times in a row (more
+than the proxy's own two retries, so Claude Code's retry loop must take over), then answers;
+the turn must end with the right answer and exit code 0. Plus a slow first byte held for 45 s,
+and a small-window session that compacts instead of dying.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_claude_cli import chat_requests, run_claude
+from tests.fake_upstream import (
+    CAPACITY_ERROR,
+    FakeUpstream,
+    Reply,
+    cf_error,
+    text_stream,
+)
+
+pytestmark = pytest.mark.e2e
+
+ANSWER = "Recovered and answered."
+RATE_LIMITED = Reply.error(429, cf_error(3021, "Rate limited, slow down"), {"retry-after": "1"})
+HTML_500 = Reply.error(500, "<html><body><h1>500 Internal Server Error</h1></body></html>")
+OUT_OF_CAPACITY = Reply.error(429, CAPACITY_ERROR)
+
+
+def dropped_after_two_chunks() -> Reply:
+    """Two text chunks reach the client, then the connection drops."""
+    chunks = text_stream("This partial answer will be cut off", pieces=6)
+    return Reply.stream(chunks, drop_after=2, chunk_delay=0.1)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(RATE_LIMITED, id="429-rate-limited"),
+        pytest.param(HTML_500, id="500-html"),
+        pytest.param(OUT_OF_CAPACITY, id="429-out-of-capacity"),
+        pytest.param(None, id="stream-dropped-after-content"),
+    ],
+)
+async def test_four_failures_then_success_loses_no_turn(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream, failure: Reply | None
+) -> None:
+    failures = [dropped_after_two_chunks()] if failure is None else [failure] * 4
+    upstream.enqueue(*failures, Reply.stream(text_stream(ANSWER)))
+    run = await run_claude(
+        tmp_path, claude_bin, upstream, "Say something.", extra_env={"CLAUDE_CODE_MAX_RETRIES": "3"}
+    )
+    result = run.result()
+    assert run.returncode == 0, (result, run.stderr)
+    assert result["is_error"] is False, result
+    assert result["result"] == ANSWER
+    assert len(chat_requests(upstream)) == len(failures) + 1
+
+
+async def test_headers_held_for_45_seconds_cost_one_request(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    upstream.enqueue(Reply.stream(text_stream(ANSWER), delay=45.0))
+    run = await run_claude(tmp_path, claude_bin, upstream, "Think hard.", timeout=150.0)
+    result = run.result()
+    assert run.returncode == 0, (result, run.stderr)
+    assert result["result"] == ANSWER
+    assert len(chat_requests(upstream)) == 1, "claude must not give up on held headers"
+
+
+SMALL_WINDOW = 24_000
+FILE_LINES = 700
+
+
+def write_small_window_alias(isolated_user_dirs: Path) -> None:
+    config = isolated_user_dirs / "config" / "cc-proxy" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        "[models.tiny]\n"
+        'model = "@cf/nvidia/nemotron-3-120b-a12b"\n'
+        f"context_window = {SMALL_WINDOW}\n"
+        "max_output_tokens = 8000\n"
+    )
+
+
+async def test_small_window_session_compacts_and_carries_on(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream, isolated_user_dirs: Path
+) -> None:
+    write_small_window_alias(isolated_user_dirs)
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("one", "two", "three", "four"):
+        lines = [f"def {name}_{n}(x): return x * {n}  # {name} line {n}" for n in range(FILE_LINES)]
+        (work / f"{name}.py").write_text("\n".join(lines) + "\n")
+    prompt = "Read one.py, then two.py, then three.py, then four.py, one at a time, then say DONE."
+    from tests.fake_upstream import tool_call_stream
+
+    reads = [
+        Reply.stream(tool_call_stream("Read", {"file_path": str(work / f"{name}.py")}))
+        for name in ("one", "two", "three", "four")
+    ]
+    upstream.enqueue(*reads)
+    run = await run_claude(
+        tmp_path,
+        claude_bin,
+        upstream,
+        prompt,
+        "--allowedTools",
+        "Read",
+        model="tiny",
+        timeout=240.0,
+    )
+    result = run.result()
+    requests = chat_requests(upstream)
+    bodies = [json.dumps(r.body) for r in requests]
+    summaries = [b for b in bodies if "summary" in b.lower() and "CRITICAL" in b]
+    assert run.returncode == 0, (result, run.stderr[-2000:])
+    assert result["is_error"] is False, result
+    assert summaries, "Claude Code never compacted"
+    assert all(r.body["max_tokens"] >= 4096 or r.body["max_tokens"] < 100 for r in requests)
