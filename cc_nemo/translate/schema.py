@@ -29,6 +29,7 @@ _SAFE_FORMATS = frozenset({"date-time", "date", "time", "email", "uuid"})
 _SCHEMA_MAP_KEYS = ("properties", "patternProperties", "$defs", "definitions")
 _SCHEMA_LIST_KEYS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SCHEMA_KEYS = ("not", "contains", "if", "then", "else")
+_EXACT_FLOAT_INTS = 2**53
 
 
 def sanitize_tool_schema(schema: object) -> dict[str, Any]:
@@ -72,7 +73,8 @@ def sanitize_schema(schema: Mapping) -> dict[str, Any]:
             if isinstance(value, bool):
                 out[key] = value
         elif key == "format":
-            if value in _SAFE_FORMATS:
+            # Any JSON can stand here; a list or an object is not hashable.
+            if isinstance(value, str) and value in _SAFE_FORMATS:
                 out[key] = value
         elif key in ("exclusiveMinimum", "exclusiveMaximum"):
             continue  # folded into minimum/maximum below
@@ -95,7 +97,9 @@ def _fold_exclusive_bounds(schema: Mapping, out: dict[str, Any]) -> None:
         bound = schema.get(exclusive)
         if isinstance(bound, bool) or not isinstance(bound, int | float):
             continue  # draft-4 booleans only qualify minimum/maximum: drop them
-        if is_integer and float(bound).is_integer():
+        if is_integer and float(bound).is_integer() and abs(bound) < _EXACT_FLOAT_INTS:
+            # Beyond 2**53 a float is no exact integer, and int(1e300) + 1 is more than the
+            # 64 bits orjson can encode: such a bound stays as it is.
             bound = int(bound) + step
         current = out.get(inclusive)
         if isinstance(current, int | float) and not isinstance(current, bool):
