@@ -50,10 +50,11 @@ def repair_json(text: str) -> Any | None:
             return orjson.loads(candidate)
         except orjson.JSONDecodeError:
             continue
-    # Python's parser also accepts NaN/Infinity, which some models emit.
+    # Python's parser also accepts NaN/Infinity, which some models emit. It recurses, so
+    # text nested about 1 000 deep is no JSON we can use either.
     try:
         return json.loads(without_commas)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
@@ -62,7 +63,48 @@ def compact_json(value: Any) -> str:
     try:
         return orjson.dumps(value).decode("utf-8")
     except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        # Beyond 64-bit integers, or nested past orjson's 255 levels (a model's arguments may
+        # nest up to the 1 024 orjson parses): json.dumps recurses, so that runs out too.
+        return _iterative_json(value)
+
+
+class _Literal(str):
+    """Ready JSON text on _iterative_json's work stack."""
+
+    __slots__ = ()
+
+
+def _iterative_json(value: Any) -> str:
+    """compact_json without recursion: containers opened on an explicit stack, scalars by
+    json.dumps (which takes integers of any size)."""
+    out: list[str] = []
+    todo: list[Any] = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, _Literal):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.append("{")
+            todo.append(_Literal("}"))
+            pairs = list(item.items())
+            for index in range(len(pairs) - 1, -1, -1):
+                key, child = pairs[index]
+                todo.append(child)
+                todo.append(_Literal(("," if index else "") + _scalar_json(str(key)) + ":"))
+        elif isinstance(item, list | tuple):
+            out.append("[")
+            todo.append(_Literal("]"))
+            for index in range(len(item) - 1, -1, -1):
+                todo.append(item[index])
+                if index:
+                    todo.append(_Literal(","))
+        else:
+            out.append(_scalar_json(item))
+    return "".join(out)
+
+
+def _scalar_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _as_object(value: Any) -> dict[str, Any]:
