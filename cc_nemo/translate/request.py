@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, compress, tee
 from typing import Any
 
 from cc_nemo.catalog import BUILTIN_MODELS, ModelQuirks, ModelSpec
@@ -27,6 +28,13 @@ MIN_REPLY_TOKENS = 4096
 _EFFORT_ORDER = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 _EFFORT_ALIASES = {"xhigh": "high", "max": "high"}
 _ROLES = ("user", "assistant", "system")
+# How deep a request body may nest. orjson encodes at most 255 levels and the upstream body
+# wraps a tool schema one level deeper than the request does; past orjson, the JSON fallbacks
+# are recursive. Real tool schemas and tool inputs stay far below this.
+MAX_NESTING_DEPTH = 128
+_MAX_PATH_CHARS = 200
+# The exact types orjson parses into (subclasses only come from Python callers).
+_CONTAINERS = frozenset({dict, list})
 
 
 class InvalidRequest(ValueError):
@@ -96,7 +104,53 @@ def validate_request(request: object, *, require_max_tokens: bool = True) -> dic
         content = message.get("content")
         if not isinstance(content, str | list):
             raise InvalidRequest(f"messages.{position}.content: must be a string or a list")
+    stop_sequences = request.get("stop_sequences")
+    if stop_sequences is not None:
+        # A bare string would otherwise be iterated into one stop sequence per character.
+        if not isinstance(stop_sequences, list):
+            raise InvalidRequest("stop_sequences: must be a list of strings")
+        for position, sequence in enumerate(stop_sequences):
+            if not isinstance(sequence, str):
+                raise InvalidRequest(f"stop_sequences.{position}: must be a string")
+    _check_nesting(request)
     return request
+
+
+def _check_nesting(request: dict) -> None:
+    """Refuse bodies nested deeper than MAX_NESTING_DEPTH. Level by level, without Python
+    recursion, and the children filtered in C: 0.2 ms for a 2 MB Claude Code history, 0.3 s
+    for a million nested lists (a stack walk took 1.8 s)."""
+    level: list[Any] = [request]
+    for _ in range(MAX_NESTING_DEPTH):
+        values, types = tee(chain.from_iterable(map(_values, level)))
+        level = list(compress(values, map(_CONTAINERS.__contains__, map(type, types))))
+        if not level:
+            return
+    raise InvalidRequest(
+        f"{_too_deep_path(request)}: nested deeper than {MAX_NESTING_DEPTH} levels"
+    )
+
+
+def _values(container: Any) -> Iterable[Any]:
+    return container.values() if isinstance(container, dict) else container
+
+
+def _too_deep_path(request: dict) -> str:
+    """Where the body first nests too deep, as `messages.1.content.0.input.a...` (clipped)."""
+    path: list[object] = []
+    stack: list[Iterator[tuple[object, Any]]] = [iter(request.items())]
+    while len(stack) <= MAX_NESTING_DEPTH:
+        for key, child in stack[-1]:
+            if type(child) in _CONTAINERS:
+                path.append(key)
+                stack.append(iter(child.items() if isinstance(child, dict) else enumerate(child)))
+                break
+        else:
+            stack.pop()
+            path.pop()
+    where = ".".join(str(part) for part in path)
+    # Keys can be megabytes long; the error must not echo them.
+    return where if len(where) <= _MAX_PATH_CHARS else where[:_MAX_PATH_CHARS] + "…"
 
 
 def translate_request(
@@ -162,9 +216,8 @@ def translate_request(
     top_k = request.get("top_k")
     if quirks.accepts_top_k and isinstance(top_k, int) and not isinstance(top_k, bool):
         body["top_k"] = top_k
-    stop_sequences = tuple(
-        s for s in request.get("stop_sequences") or () if isinstance(s, str) and s
-    )
+    # validate_request checked the type; empty strings would stop nothing.
+    stop_sequences = tuple(s for s in request.get("stop_sequences") or () if s)
     if stop_sequences:
         body["stop"] = list(stop_sequences)
     if request.get("stream") is True:
