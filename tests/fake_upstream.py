@@ -30,7 +30,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,6 +371,8 @@ class FakeUpstream:
         self.requests: list[RecordedRequest] = []
         self.echo = echo or EchoOptions()
         self._queue: deque[Reply] = deque()
+        # Answers from the request body once the queue is empty (instead of echo).
+        self.responder: Callable[[Mapping[str, Any]], Reply] | None = None
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
         self.port = 0
@@ -489,6 +491,8 @@ class FakeUpstream:
         is_anthropic = request.path.endswith("/v1/messages") or request.path.endswith("/messages")
         if self._queue:
             reply = self._queue.popleft()
+        elif self.responder is not None and isinstance(body, dict):
+            reply = self.responder(body)
         elif is_anthropic:
             reply = anthropic_echo_reply(body if isinstance(body, dict) else {})
         elif request.path.endswith("/chat/completions"):

@@ -9,7 +9,9 @@ and a small-window session that compacts instead of dying.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,7 @@ from tests.fake_upstream import (
     Reply,
     cf_error,
     text_stream,
+    tool_call_stream,
 )
 
 pytestmark = pytest.mark.e2e
@@ -71,8 +74,9 @@ async def test_headers_held_for_45_seconds_cost_one_request(
     assert len(chat_requests(upstream)) == 1, "claude must not give up on held headers"
 
 
-SMALL_WINDOW = 24_000
-FILE_LINES = 700
+SMALL_WINDOW = 40_000
+FILES = ("one", "two", "three", "four", "five")
+FILE_LINES = 300
 
 
 def write_small_window_alias(isolated_user_dirs: Path) -> None:
@@ -86,38 +90,60 @@ def write_small_window_alias(isolated_user_dirs: Path) -> None:
     )
 
 
+def is_compaction(body: Mapping[str, Any]) -> bool:
+    return "Do NOT call any tools" in json.dumps(body["messages"][-1:])
+
+
+class ReadingSession:
+    """The model of a session that reads every file in turn, reporting honest usage (as
+    Workers AI does) so Claude Code sees its context grow."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.reads = 0
+        self.compactions = 0
+
+    def __call__(self, body: Mapping[str, Any]) -> Reply:
+        prompt_tokens = len(json.dumps(body["messages"])) // 4
+        if is_compaction(body):
+            self.compactions += 1
+            summary = "<summary>The user asked to read the files; some were read.</summary>"
+            return Reply.stream(text_stream(summary, prompt_tokens=prompt_tokens))
+        if self.reads < len(FILES):
+            path = self.work / f"{FILES[self.reads]}.py"
+            self.reads += 1
+            return Reply.stream(
+                tool_call_stream("Read", {"file_path": str(path)}, prompt_tokens=prompt_tokens)
+            )
+        return Reply.stream(text_stream("DONE", prompt_tokens=prompt_tokens))
+
+
 async def test_small_window_session_compacts_and_carries_on(
     tmp_path: Path, claude_bin: str, upstream: FakeUpstream, isolated_user_dirs: Path
 ) -> None:
     write_small_window_alias(isolated_user_dirs)
     work = tmp_path / "work"
     work.mkdir()
-    for name in ("one", "two", "three", "four"):
+    for name in FILES:
         lines = [f"def {name}_{n}(x): return x * {n}  # {name} line {n}" for n in range(FILE_LINES)]
         (work / f"{name}.py").write_text("\n".join(lines) + "\n")
-    prompt = "Read one.py, then two.py, then three.py, then four.py, one at a time, then say DONE."
-    from tests.fake_upstream import tool_call_stream
-
-    reads = [
-        Reply.stream(tool_call_stream("Read", {"file_path": str(work / f"{name}.py")}))
-        for name in ("one", "two", "three", "four")
-    ]
-    upstream.enqueue(*reads)
+    session = ReadingSession(work)
+    upstream.responder = session
     run = await run_claude(
         tmp_path,
         claude_bin,
         upstream,
-        prompt,
+        "Read every .py file here, one at a time, then say DONE.",
         "--allowedTools",
         "Read",
         model="tiny",
         timeout=240.0,
     )
     result = run.result()
-    requests = chat_requests(upstream)
-    bodies = [json.dumps(r.body) for r in requests]
-    summaries = [b for b in bodies if "summary" in b.lower() and "CRITICAL" in b]
     assert run.returncode == 0, (result, run.stderr[-2000:])
     assert result["is_error"] is False, result
-    assert summaries, "Claude Code never compacted"
-    assert all(r.body["max_tokens"] >= 4096 or r.body["max_tokens"] < 100 for r in requests)
+    assert result["result"] == "DONE"
+    assert session.compactions >= 1, "Claude Code never compacted"
+    assert session.reads == len(FILES)
+    # Every request kept room for a real answer (the summary included).
+    assert all(r.body["max_tokens"] >= 4096 for r in chat_requests(upstream))
