@@ -17,6 +17,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    ContentEncodingError,
+    InvalidHeader,
+    LineTooLong,
+    TransferEncodingError,
+)
 
 from cc_nemo.catalog import ModelSpec, bare_model_id
 from cc_nemo.errors import UserError
@@ -26,9 +33,10 @@ from cc_nemo.relay import Exchange, MessagesRelay, read_json_body
 from cc_nemo.replies import ProxyError, error_response
 from cc_nemo.routing import discovery_id, session_specs
 from cc_nemo.settings import ProxySettings
-from cc_nemo.translate.errors import AnthropicError, invalid_request
+from cc_nemo.translate.errors import AnthropicError, as_stream_error, invalid_request
 from cc_nemo.translate.request import InvalidRequest, validate_request
 from cc_nemo.translate.response import UpstreamErrorPayload
+from cc_nemo.translate.sse import encode_event
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.upstream import UpstreamClient, create_session
 from cc_nemo.usage import RequestRecord, UsageLedger
@@ -46,6 +54,8 @@ TOOL_CHOICE_FALLBACK_KEY = web.AppKey("cc_nemo.tool_choice_fallback", set)
 _RequestKey: Any = getattr(web, "RequestKey", None)
 REQUEST_ID: Any = _RequestKey("cc_nemo.request_id", str) if _RequestKey else "cc_nemo.request_id"
 EXCHANGE: Any = _RequestKey("cc_nemo.exchange", Exchange) if _RequestKey else "cc_nemo.exchange"
+# The response whose status line went out, if any: after that an error can't be a new response.
+SENT: Any = _RequestKey("cc_nemo.sent", web.StreamResponse) if _RequestKey else "cc_nemo.sent"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MESSAGES_PATH = "/v1/messages"
 # Fixed so listings are stable; Claude Code only reads id and display_name.
@@ -54,6 +64,7 @@ MODELS_CREATED_AT = "2026-01-01T00:00:00Z"
 SHUTDOWN_GRACE = 1.0
 # Status recorded when the client went away before the answer was complete (nginx's 499).
 CLIENT_CLOSED = 499
+INTERNAL_ERROR = "internal proxy error (details in the cc-proxy log)"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -127,6 +138,8 @@ async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["request-id"] = request.get(REQUEST_ID) or new_request_id()
+    if SENT in request:  # only while _outer_middleware runs: no request-response cycle after
+        request[SENT] = response
 
 
 # ---- middlewares -----------------------------------------------------------------------------
@@ -137,6 +150,7 @@ async def _outer_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Request id, Anthropic-shaped errors (never a traceback), the log line, the ledger."""
     request_id = new_request_id()
     request[REQUEST_ID] = request_id
+    request[SENT] = None
     started = time.monotonic()
     exchange: Exchange | None = None
     if request.method == "POST" and request.path == MESSAGES_PATH:
@@ -148,9 +162,12 @@ async def _outer_middleware(request: web.Request, handler: Handler) -> web.Strea
             response = await handler(request)
         except (ProxyError, UpstreamErrorPayload) as exc:
             # Both carry the Anthropic error to answer with: ours, or the upstream's own.
-            response = _error_reply(exc.error, request_id, exchange)
+            response = await _error_reply(request, exc.error, exchange)
         except web.HTTPException as exc:
-            response = _error_reply(_http_exception_error(request, exc), request_id, exchange)
+            error = _http_exception_error(request, exc)
+            response = await _error_reply(request, error, exchange)
+        except web.RequestPayloadError as exc:
+            response = await _error_reply(request, _unreadable_body_error(exc), exchange)
         except (asyncio.CancelledError, ConnectionResetError):
             status = CLIENT_CLOSED
             if exchange is not None:
@@ -158,23 +175,61 @@ async def _outer_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         except Exception:
             log.exception("%s unhandled error", request_id)
-            response = _error_reply(
-                AnthropicError(
-                    500, "api_error", "internal proxy error (details in the cc-proxy log)"
-                ),
-                request_id,
-                exchange,
-            )
+            error = AnthropicError(500, "api_error", INTERNAL_ERROR)
+            response = await _error_reply(request, error, exchange, internal=True)
         status = CLIENT_CLOSED if exchange is not None and exchange.client_gone else response.status
         return response
     finally:
+        del request[SENT]
         _finish(request, exchange, status, started)
 
 
-def _error_reply(error: AnthropicError, request_id: str, exchange: Exchange | None) -> web.Response:
+async def _error_reply(
+    request: web.Request,
+    error: AnthropicError,
+    exchange: Exchange | None,
+    *,
+    internal: bool = False,
+) -> web.StreamResponse:
+    """The error as a response of its own or, when a response has already begun, as the
+    end of that one: a second response would put a status line inside the chunked body."""
+    sent = request.get(SENT)
+    if sent is not None and sent.prepared:
+        # A bug of ours keeps its type (retrying it won't help); others as the writer sends them.
+        error = error if internal else as_stream_error(error)
+        if exchange is not None:
+            exchange.error_type = error.type
+        await _end_with_error(request, sent, error, exchange)
+        return sent
     if exchange is not None:
         exchange.error_type = error.type
-    return error_response(error, request_id)
+    return error_response(error, request[REQUEST_ID])
+
+
+async def _end_with_error(
+    request: web.Request,
+    sent: web.StreamResponse,
+    error: AnthropicError,
+    exchange: Exchange | None,
+) -> None:
+    if sent.content_type != "text/event-stream":
+        # No in-band way to say it: cut the connection so the body reads as incomplete.
+        if request.transport is not None:
+            request.transport.abort()
+        return
+    try:
+        await sent.write(encode_event(error.event()))
+        await sent.write_eof()
+    except ConnectionResetError:
+        if exchange is not None:
+            exchange.client_gone = True
+
+
+def _unreadable_body_error(exc: web.RequestPayloadError) -> AnthropicError:
+    """aiohttp's text quotes the body; ours names the likely cause only."""
+    if isinstance(exc.__cause__, ContentEncodingError):
+        return invalid_request("request body could not be decoded as its Content-Encoding says")
+    return invalid_request("request body could not be read (malformed chunked framing)")
 
 
 def _http_exception_error(request: web.Request, exc: web.HTTPException) -> AnthropicError:
@@ -186,8 +241,9 @@ def _http_exception_error(request: web.Request, exc: web.HTTPException) -> Anthr
             f"Request too large: the body exceeds the {limit // (1024 * 1024)} MiB limit",
         )
     if exc.status in (404, 405):
+        path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
         return AnthropicError(
-            404, "not_found_error", f"{request.method} {request.path} is not served by cc-proxy"
+            404, "not_found_error", f"{request.method} {path} is not served by cc-proxy"
         )
     kind = "invalid_request_error" if exc.status < 500 else "api_error"
     return AnthropicError(exc.status, kind, exc.reason or "request failed")
@@ -292,8 +348,11 @@ def _presented_tokens(request: web.Request) -> list[str]:
 
 
 def token_matches(presented: str, expected: str) -> bool:
-    """Constant-time comparison (bytes, so non-ASCII input can't raise)."""
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    """Constant-time comparison of the bytes: aiohttp hands over header bytes that are not
+    UTF-8 as surrogate escapes, which surrogateescape turns back into those bytes."""
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 @web.middleware
@@ -393,6 +452,108 @@ def _json(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
 
+# ---- what aiohttp answers itself -------------------------------------------------------------
+
+
+class _ProxyRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering in Anthropic's JSON where aiohttp would answer
+    with a text/plain page of its own: HTTP its parser refuses (before any middleware runs) and
+    exceptions that escape the app. That page quotes the offending bytes, so a token sent in an
+    over-long Authorization header came back in the body: nothing of the request is quoted."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            # As aiohttp does: the connection is closed, there is no answering any more.
+            raise ConnectionError("the response has begun; no error response can follow")
+        request_id = new_request_id()
+        if status >= 500:
+            if not isinstance(exc, ConnectionError):
+                log.error("%s unhandled error", request_id, exc_info=exc)
+            error = AnthropicError(
+                status, "timeout_error" if status == 504 else "api_error", INTERNAL_ERROR
+            )
+        else:
+            refusal = f"malformed HTTP request: {self._refusal(exc)}"
+            error = AnthropicError(status, "invalid_request_error", refusal)
+            # The parser's own text quotes the request (tokens too): only the type is logged.
+            log.info("%s refused a malformed HTTP request (%s)", request_id, type(exc).__name__)
+        return _protocol_reply(request, error, request_id)
+
+    def _refusal(self, exc: BaseException | None) -> str:
+        """What was wrong, in our words (aiohttp's quote the request)."""
+        if isinstance(exc, LineTooLong):
+            return f"the request line or a header is longer than {self.max_field_size} bytes"
+        if isinstance(exc, ContentEncodingError):
+            return "a Content-Encoding cc-proxy cannot decode (send identity, gzip or deflate)"
+        if isinstance(exc, TransferEncodingError):
+            return "malformed chunked body"
+        if isinstance(exc, BadHttpMethod):
+            return "not an HTTP/1.1 request"
+        if isinstance(exc, InvalidHeader):
+            return "a header name or value is not valid"
+        return (
+            "bad request line, headers or chunked framing "
+            f"(at most {self.max_headers} headers of {self.max_field_size} bytes)"
+        )
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        if isinstance(kwargs.get("exc_info"), web.RequestPayloadError):
+            # After we answered a body that would not decode, aiohttp drains the rest of it
+            # and meets the same error again: answered already, no traceback needed.
+            return
+        super().log_exception(*args, **kwargs)
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        if isinstance(resp, web.HTTPException) and not resp.prepared:
+            # Raised where no middleware sees it: aiohttp's `Expect:` check, whose text quotes
+            # the header. Our middleware turns every other HTTPException into an answer.
+            request_id = new_request_id()
+            kind = "invalid_request_error" if resp.status < 500 else "api_error"
+            error = AnthropicError(resp.status, kind, resp.reason or "request refused")
+            resp = _protocol_reply(request, error, request_id)
+        return await super().finish_response(request, resp, start_time)
+
+
+def _protocol_reply(
+    request: web.BaseRequest, error: AnthropicError, request_id: str
+) -> web.Response:
+    request[REQUEST_ID] = request_id  # what on_response_prepare names it, where it runs
+    response = error_response(error, request_id)
+    response.headers["request-id"] = request_id
+    # The request was not understood, so neither is where the next one would start.
+    response.force_close()
+    return response
+
+
+class _ProxyServer(web.Server):
+    def __call__(self) -> web.RequestHandler:
+        return _ProxyRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _ProxyAppRunner(web.AppRunner):
+    """AppRunner whose connections use _ProxyRequestHandler."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        return _ProxyServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **server._kwargs,
+        )
+
+
 # ---- running ---------------------------------------------------------------------------------
 
 
@@ -429,7 +590,7 @@ async def start_proxy(
         )
     ledger = ledger if ledger is not None else UsageLedger()
     app = create_app(settings, ledger=ledger)
-    runner = web.AppRunner(
+    runner = _ProxyAppRunner(
         app,
         # A client that disconnects cancels its handler, which cancels the upstream request.
         handler_cancellation=True,
