@@ -7,9 +7,11 @@ lazily (aiohttp is slow to import), never by cli.py at start-up.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import hmac
 import logging
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -65,6 +67,10 @@ SHUTDOWN_GRACE = 1.0
 # Status recorded when the client went away before the answer was complete (nginx's 499).
 CLIENT_CLOSED = 499
 INTERNAL_ERROR = "internal proxy error (details in the cc-proxy log)"
+# glibc: allocations from this size on get pages of their own, given back when freed.
+MMAP_THRESHOLD = 1024 * 1024
+# After a body this big, freed heap pages are handed back to the system (malloc_trim).
+TRIM_AFTER_BODY_BYTES = 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -182,6 +188,8 @@ async def _outer_middleware(request: web.Request, handler: Handler) -> web.Strea
     finally:
         del request[SENT]
         _finish(request, exchange, status, started)
+        if request.content.total_bytes >= TRIM_AFTER_BODY_BYTES:
+            _give_back_freed_memory()
 
 
 async def _error_reply(
@@ -452,6 +460,43 @@ def _json(payload: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
 
+# ---- memory ----------------------------------------------------------------------------------
+
+
+def _glibc() -> Any:
+    """The C library's allocator entry points, where they are glibc's (else None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):  # musl and others: no malloc_trim
+        return None
+    return libc
+
+
+_LIBC = _glibc()
+_M_MMAP_THRESHOLD = -3
+
+
+def _fix_mmap_threshold() -> None:
+    """Keep big buffers (bodies, their JSON) in pages of their own.
+
+    glibc raises its mmap threshold to the size of every mmapped block freed, up to 32 MB:
+    after one big request, the next request's bodies land on the heap, which is not given
+    back. 31 requests of 1-33 MB left `cc-proxy serve` 20-80 MB above where it started;
+    with the threshold fixed, under 1 MB."""
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def _give_back_freed_memory() -> None:
+    """Return the heap pages a big request freed (the parsed body's many small blocks)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
 # ---- what aiohttp answers itself -------------------------------------------------------------
 
 
@@ -589,6 +634,7 @@ async def start_proxy(
             "is explicitly allowed with a session token"
         )
     ledger = ledger if ledger is not None else UsageLedger()
+    _fix_mmap_threshold()
     app = create_app(settings, ledger=ledger)
     runner = _ProxyAppRunner(
         app,
