@@ -231,13 +231,15 @@ async def _end_with_error(
     except ConnectionResetError:
         if exchange is not None:
             exchange.client_gone = True
+    except RuntimeError:
+        pass  # the stream had already ended: the client has its answer, nothing to add
 
 
 def _unreadable_body_error(exc: web.RequestPayloadError) -> AnthropicError:
     """aiohttp's text quotes the body; ours names the likely cause only."""
     if isinstance(exc.__cause__, ContentEncodingError):
         return invalid_request("request body could not be decoded as its Content-Encoding says")
-    return invalid_request("request body could not be read (malformed chunked framing)")
+    return invalid_request("request body could not be read (malformed chunked framing?)")
 
 
 def _http_exception_error(request: web.Request, exc: web.HTTPException) -> AnthropicError:

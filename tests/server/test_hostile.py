@@ -483,7 +483,13 @@ async def committed_routes(proxy: ProxyUnderTest) -> Any:
         await start_sse(request)
         raise ProxyError(AnthropicError(400, "invalid_request_error", "refused late"))
 
+    async def bug_after_the_end(request: web.Request) -> web.StreamResponse:
+        response = await start_sse(request)
+        await response.write_eof()
+        raise RuntimeError("after the end")
+
     app.router.add_get("/v1/bug-after-commit", bug_after_commit)
+    app.router.add_get("/v1/bug-after-the-end", bug_after_the_end)
     app.router.add_get("/v1/proxy-error-after-commit", proxy_error_after_commit)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -529,6 +535,22 @@ async def test_an_error_after_the_stream_began_is_an_sse_error_event_not_a_secon
     assert name == "event: error"
     assert orjson.loads(data.removeprefix("data: ")) == {"type": "error", "error": error}
     assert following.status == 200 and following.json()["data"]
+
+
+async def test_an_error_after_the_stream_ended_leaves_the_answer_as_it_was(
+    committed_routes: int,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", committed_routes)
+    try:
+        writer.write(get("/v1/bug-after-the-end"))
+        answer = await asyncio.wait_for(read_answer(reader), 5)
+        writer.write(get("/v1/models"))
+        following = await asyncio.wait_for(read_answer(reader), 5)
+    finally:
+        writer.close()
+    assert answer.status == 200 and answer.raw.count(b"HTTP/1.") == 1
+    assert answer.body == b'event: ping\ndata: {"type":"ping"}\n\n'
+    assert following.status == 200
 
 
 # ---- property: any body, any framing headers ------------------------------------------------
