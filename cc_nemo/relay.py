@@ -293,7 +293,7 @@ class MessagesRelay:
         return AnthropicError(
             404,
             "not_found_error",
-            f"model: {name!r} is not known to cc-proxy; known aliases: "
+            f"model: {_clip_name(name)!r} is not known to cc-proxy; known aliases: "
             f"{', '.join(known_names(self.settings))} (any claude-* name maps to the session's "
             "main model)",
         )
@@ -814,6 +814,11 @@ async def _send_translated(
         return None
     await writer.send([event for event in events if event.get("type") != "error"])
     return translator.error
+
+
+def _clip_name(name: str) -> str:
+    """A client's model name as quoted back: an 8 MB name must not come back as 8 MB."""
+    return name if len(name) <= 200 else name[:200] + "…"
 
 
 def _dropped_error(exc: BaseException) -> AnthropicError:
