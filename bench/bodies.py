@@ -99,13 +99,37 @@ def grown_request(target_bytes: int = LARGE_TARGET_BYTES) -> dict[str, Any]:
     return request
 
 
+# The model the proxy serves in the bench: Nemotron with a window the ~2 MB history fits in
+# (~700k tokens), so both sides translate the whole conversation instead of answering with
+# an overflow error; nothing else about the model changes.
+BENCH_ALIAS = "nemotron-bench"
+BENCH_WINDOW = 4_000_000
+
+
+def bench_spec(catalog: Any) -> Any:
+    """Nemotron as the bench's config.toml defines it (see BENCH_ALIAS)."""
+    from dataclasses import replace
+
+    return replace(catalog.resolve(MODEL_ALIAS), alias=BENCH_ALIAS, context_window=BENCH_WINDOW)
+
+
+def bench_config_toml() -> str:
+    """The config.toml that defines BENCH_ALIAS for `cc-proxy serve`."""
+    return (
+        f"[models.{BENCH_ALIAS}]\n"
+        'model = "@cf/nvidia/nemotron-3-120b-a12b"\n'
+        f"context_window = {BENCH_WINDOW}\n"
+        "max_output_tokens = 131072\n"
+    )
+
+
 def openai_equivalent(request: dict[str, Any]) -> dict[str, Any]:
     """What cc-proxy sends upstream for `request` (its own pure translator, no I/O)."""
     from cc_nemo.catalog import Catalog
     from cc_nemo.settings import ProviderSettings
     from cc_nemo.translate.request import translate_request
 
-    spec = Catalog.build().resolve(MODEL_ALIAS)
+    spec = bench_spec(Catalog.build())
     upstream_model = ProviderSettings("cloudflare", "http://127.0.0.1").upstream_model_id(
         spec.model
     )

@@ -214,6 +214,9 @@ def proxy_env(workdir: Path, mock_url: str) -> dict[str, str]:
         path = workdir / name.lower()
         path.mkdir(exist_ok=True)
         env[f"XDG_{name}_HOME"] = str(path)
+    config = workdir / "config" / "cc-proxy" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(bodies.bench_config_toml())
     for name in list(env):
         if name.startswith(("CC_PROXY_", "CF_", "CLOUDFLARE_", "ANTHROPIC_")):
             del env[name]
@@ -233,7 +236,7 @@ async def start_proxy(
     env: dict[str, str], workdir: Path, loop: str, wrapper: Path | None = None
 ) -> tuple[Child, str]:
     log_path = workdir / "proxy.stderr"
-    argv = ["serve", "nemotron", "--quiet"]
+    argv = ["serve", bodies.BENCH_ALIAS, "--quiet"]
     if wrapper is not None:
         command = [sys.executable, str(wrapper), *argv]
     elif loop == "uvloop":

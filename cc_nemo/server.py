@@ -47,6 +47,7 @@ log = logging.getLogger("cc_nemo.server")
 
 SETTINGS_KEY = web.AppKey("cc_nemo.settings", ProxySettings)
 LEDGER_KEY = web.AppKey("cc_nemo.ledger", UsageLedger)
+HEAP_TRIMMER_KEY = web.AppKey("cc_nemo.heap_trimmer", "HeapTrimmer")
 UPSTREAM_KEY = web.AppKey("cc_nemo.upstream", UpstreamClient)
 RELAY_KEY = web.AppKey("cc_nemo.relay", MessagesRelay)
 # Upstream model ids that rejected tool_choice "required" this session (WIRE.md C.8).
@@ -67,10 +68,12 @@ SHUTDOWN_GRACE = 1.0
 # Status recorded when the client went away before the answer was complete (nginx's 499).
 CLIENT_CLOSED = 499
 INTERNAL_ERROR = "internal proxy error (details in the cc-proxy log)"
-# glibc: allocations from this size on get pages of their own, given back when freed.
-MMAP_THRESHOLD = 1024 * 1024
-# After a body this big, freed heap pages are handed back to the system (malloc_trim).
+# After a body this big, freed heap pages are handed back to the system (malloc_trim)...
 TRIM_AFTER_BODY_BYTES = 1024 * 1024
+# ...a little later, off the request's path, and at most once per TRIM_INTERVAL: a trim walks
+# the whole heap (a few ms), too much to pay on every turn of a long session.
+TRIM_DELAY = 2.0
+TRIM_INTERVAL = 30.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -86,6 +89,8 @@ def create_app(settings: ProxySettings, *, ledger: UsageLedger | None = None) ->
     )
     app[SETTINGS_KEY] = settings
     app[LEDGER_KEY] = ledger if ledger is not None else UsageLedger()
+    app[HEAP_TRIMMER_KEY] = HeapTrimmer()
+    app.on_cleanup.append(_stop_trimming)
     app[TOOL_CHOICE_FALLBACK_KEY] = set()
     app.cleanup_ctx.append(_logging_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
@@ -120,6 +125,10 @@ async def _logging_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info("proxy stopped: %s", app[LEDGER_KEY].summary().render().replace("\n", "; "))
     if handler is not None:
         close_logging(handler)
+
+
+async def _stop_trimming(app: web.Application) -> None:
+    app[HEAP_TRIMMER_KEY].cancel()
 
 
 async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -189,7 +198,7 @@ async def _outer_middleware(request: web.Request, handler: Handler) -> web.Strea
         del request[SENT]
         _finish(request, exchange, status, started)
         if request.content.total_bytes >= TRIM_AFTER_BODY_BYTES:
-            _give_back_freed_memory()
+            request.app[HEAP_TRIMMER_KEY].soon()
 
 
 async def _error_reply(
@@ -471,7 +480,6 @@ def _glibc() -> Any:
         return None
     try:
         libc = ctypes.CDLL(None)
-        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
     except (OSError, AttributeError):  # musl and others: no malloc_trim
         return None
@@ -479,25 +487,38 @@ def _glibc() -> Any:
 
 
 _LIBC = _glibc()
-_M_MMAP_THRESHOLD = -3
 
 
-def _fix_mmap_threshold() -> None:
-    """Keep big buffers (bodies, their JSON) in pages of their own.
+class HeapTrimmer:
+    """Hands the heap pages big requests freed back to the system, soon after, at most once
+    per TRIM_INTERVAL.
 
-    glibc raises its mmap threshold to the size of every mmapped block freed, up to 32 MB:
-    after one big request, the next request's bodies land on the heap, which is not given
-    back. 31 requests of 1-33 MB left `cc-proxy serve` 2-63 MB above where it started,
-    depending on the bodies; with this and _give_back_freed_memory, within 2 MB (16 MB for
-    histories of 400 000 tiny blocks: Python's own small-object arenas stay fragmented)."""
-    if _LIBC is not None:
-        _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    31 requests of 1-33 MB left `cc-proxy serve` 9-51 MB above where it started: glibc keeps
+    freed heap pages for reuse. A trim brings it back near the start (measured in
+    bench/README.md). Pinning glibc's mmap threshold instead cost 60 % more CPU on a 2 MB
+    history (every big buffer then page-faults anew)."""
 
+    def __init__(self) -> None:
+        self._pending: asyncio.TimerHandle | None = None
+        self._last = -TRIM_INTERVAL
 
-def _give_back_freed_memory() -> None:
-    """Return the heap pages a big request freed (the parsed body's many small blocks)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    def soon(self) -> None:
+        if _LIBC is None or self._pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(TRIM_DELAY, self._last + TRIM_INTERVAL - loop.time())
+        self._pending = loop.call_later(delay, self._trim, loop)
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+    def _trim(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._pending = None
+        self._last = loop.time()
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
 
 
 # ---- what aiohttp answers itself -------------------------------------------------------------
@@ -637,7 +658,6 @@ async def start_proxy(
             "is explicitly allowed with a session token"
         )
     ledger = ledger if ledger is not None else UsageLedger()
-    _fix_mmap_threshold()
     app = create_app(settings, ledger=ledger)
     runner = _ProxyAppRunner(
         app,
