@@ -125,8 +125,8 @@ def bench_config_toml() -> str:
 
 def openai_equivalent(request: dict[str, Any]) -> dict[str, Any]:
     """What cc-proxy sends upstream for `request` (its own pure translator, no I/O)."""
-    from cc_nemo.catalog import Catalog
-    from cc_nemo.settings import ProviderSettings
+    from cc_nemo.settings.catalog import Catalog
+    from cc_nemo.settings.runtime import ProviderSettings
     from cc_nemo.translate.request import translate_request
 
     spec = bench_spec(Catalog.build())

@@ -36,7 +36,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cc_nemo.server import start_proxy  # noqa: E402
+from cc_nemo.proxy.app import start_proxy  # noqa: E402
 from tests.fake_upstream import FakeUpstream  # noqa: E402
 from tests.fixtures import SESSION_TOKEN, proxy_settings  # noqa: E402
 

@@ -49,7 +49,7 @@ STOP_TIMEOUT_S = 10.0
 # The proxy on uvloop, without changing the project: install the policy, then the real CLI.
 UVLOOP_BOOT = (
     "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-    "from cc_nemo.cli import main; sys.argv[0] = 'cc-proxy'; main()"
+    "from cc_nemo.cli.main import main; sys.argv[0] = 'cc-proxy'; main()"
 )
 
 

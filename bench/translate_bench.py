@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from cc_nemo.catalog import Catalog
+from cc_nemo.settings.catalog import Catalog
 from cc_nemo.translate import StreamTranslator, estimate_tokens, translate_request
 
 FIXTURE = (

@@ -1,3 +1,3 @@
-from cc_nemo.cli import main
+from cc_nemo.cli.main import main
 
 main()

@@ -46,7 +46,7 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     for name in _LEAKY_ENV:
         monkeypatch.delenv(name, raising=False)
     # The redaction registry is process-wide: a test must not pass on secrets another test saw.
-    from cc_nemo import credentials
+    from cc_nemo.settings import credentials
 
     monkeypatch.setattr(credentials, "_seen_secrets", set())
     yield home

@@ -22,9 +22,9 @@ from tests.fake_upstream import FakeUpstream
 if TYPE_CHECKING:
     import anthropic
 
-    from cc_nemo.server import RunningProxy
-    from cc_nemo.settings import ProxySettings
-    from cc_nemo.usage import UsageLedger
+    from cc_nemo.proxy.app import RunningProxy
+    from cc_nemo.proxy.usage import UsageLedger
+    from cc_nemo.settings.runtime import ProxySettings
 
 SESSION_TOKEN = "cc-test-session-token-7f3a9c2e5b"
 GATEWAY_TOKEN = "gw-test-secret-41d8cd98f00b"
@@ -38,8 +38,8 @@ def proxy_settings(upstream_url: str, **overrides: Any) -> ProxySettings:
 
     `provider_kind="openai"` / `"anthropic"` switch the provider; other keywords override
     ProxySettings fields."""
-    from cc_nemo.catalog import Catalog
-    from cc_nemo.settings import ProviderSettings, ProxySettings
+    from cc_nemo.settings.catalog import Catalog
+    from cc_nemo.settings.runtime import ProviderSettings, ProxySettings
 
     kind = overrides.pop("provider_kind", "cloudflare")
     catalog = Catalog.build()
@@ -127,8 +127,8 @@ async def make_proxy(
     fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[MakeProxy]:
     """Factory: `await make_proxy(ping_interval=0.2)` starts a proxy with those settings."""
-    from cc_nemo.server import start_proxy
-    from cc_nemo.usage import UsageLedger
+    from cc_nemo.proxy.app import start_proxy
+    from cc_nemo.proxy.usage import UsageLedger
 
     # The upstream session honours *_PROXY variables; never route loopback tests through one.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):

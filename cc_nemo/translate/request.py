@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from itertools import chain, compress, tee
 from typing import Any
 
-from cc_nemo.catalog import BUILTIN_MODELS, ModelQuirks, ModelSpec
+from cc_nemo.settings.catalog import BUILTIN_MODELS, ModelQuirks, ModelSpec
 from cc_nemo.translate.json_repair import compact_json
 from cc_nemo.translate.names import upstream_tool_name
 from cc_nemo.translate.schema import sanitize_schema, sanitize_tool_schema

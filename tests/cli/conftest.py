@@ -1,4 +1,4 @@
-"""Fixtures for the CLI tests: an in-process runner for `cc_nemo.cli.main`, keyrings, servers."""
+"""Fixtures for the CLI tests: an in-process runner for `cc_nemo.cli.main.main`, keyrings, servers."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from keyring.backends import fail
 from typer.testing import CliRunner
 
-from cc_nemo import cli
+from cc_nemo.cli import main as cli
 from tests.cli.fake_http import FakeHttp
 from tests.cli.memkeyring import MemoryKeyring
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cc_nemo.cli import complete_model_alias
-from cc_nemo.completions_gen import (
+from cc_nemo.cli.main import complete_model_alias
+from scripts.completions_gen import (
     DEFAULT_DIR,
     SCRIPT_FILES,
     completion_script,
@@ -26,7 +26,7 @@ BIN_DIR = Path(sys.executable).parent
 
 def test_committed_completion_scripts_match_the_cli() -> None:
     stale = stale_scripts(DEFAULT_DIR)
-    assert stale == [], "run `python -m cc_nemo.completions_gen` and commit completions/"
+    assert stale == [], "run `python scripts/completions_gen.py` and commit completions/"
 
 
 def test_an_edited_or_missing_script_is_reported_stale(

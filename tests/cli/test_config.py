@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from cc_nemo.catalog import ModelQuirks, ModelSpec
-from cc_nemo.config import Config, config_dir, config_path, load_config, log_dir, save_config
 from cc_nemo.errors import UserError
+from cc_nemo.settings.catalog import ModelQuirks, ModelSpec
+from cc_nemo.settings.config import (
+    Config,
+    config_dir,
+    config_path,
+    load_config,
+    log_dir,
+    save_config,
+)
 
 
 def test_config_paths_follow_the_platform_user_dirs(isolated_user_dirs: Path) -> None:

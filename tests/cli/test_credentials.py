@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from cc_nemo import credentials
-from cc_nemo.config import config_dir
-from cc_nemo.credentials import (
+from cc_nemo.errors import UserError
+from cc_nemo.settings import credentials
+from cc_nemo.settings.config import config_dir
+from cc_nemo.settings.credentials import (
     delete_secret,
     get_secret,
     keyring_backend_name,
@@ -22,7 +23,6 @@ from cc_nemo.credentials import (
     stored_secret,
     validate_secret,
 )
-from cc_nemo.errors import UserError
 from tests.cli.conftest import CF_API_TOKEN, GATEWAY_TOKEN
 from tests.cli.memkeyring import MemoryKeyring
 
@@ -185,7 +185,7 @@ def test_reading_a_secret_from_the_fallback_file_does_not_start_keyring() -> Non
     set_secret("aig_token", GATEWAY_TOKEN)
     probe = (
         "import sys\n"
-        "from cc_nemo.credentials import get_secret\n"
+        "from cc_nemo.settings.credentials import get_secret\n"
         "print(get_secret('aig_token')[1], 'keyring' in sys.modules)\n"
     )
     done = subprocess.run(
@@ -200,8 +200,8 @@ def test_resolving_file_stored_credentials_does_not_start_keyring() -> None:
     set_secret("aig_token", GATEWAY_TOKEN)
     probe = (
         "import sys\n"
-        "from cc_nemo.config import Config\n"
-        "from cc_nemo.resolve import resolve_provider\n"
+        "from cc_nemo.settings.config import Config\n"
+        "from cc_nemo.settings.resolve import resolve_provider\n"
         "provider = resolve_provider(Config(gateway_url="
         "'https://gateway.ai.cloudflare.com/v1/0123456789abcdef0123456789abcdef/gw'))\n"
         "print(sorted(provider.headers), 'keyring' in sys.modules)\n"

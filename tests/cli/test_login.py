@@ -11,8 +11,8 @@ import pytest
 import typer
 from keyring.errors import KeyringLocked, PasswordDeleteError
 
-from cc_nemo.config import Config, config_path, load_config
-from cc_nemo.credentials import get_secret, secrets_file_path, stored_secret
+from cc_nemo.settings.config import Config, config_path, load_config
+from cc_nemo.settings.credentials import get_secret, secrets_file_path, stored_secret
 from tests.cli.conftest import API_KEY, CF_API_TOKEN, GATEWAY_TOKEN, CliResult, run_cli
 from tests.cli.fake_http import Answer, FakeHttp
 from tests.cli.memkeyring import MemoryKeyring

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cc_nemo.catalog import BUILTIN_MODELS
-from cc_nemo.config import load_config
+from cc_nemo.settings.catalog import BUILTIN_MODELS
+from cc_nemo.settings.config import load_config
 from tests.cli.conftest import API_KEY, CF_API_TOKEN, GATEWAY_TOKEN, run_cli
 from tests.cli.fake_http import Answer, FakeHttp, Seen
 

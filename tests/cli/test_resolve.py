@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cc_nemo.catalog import DEFAULT_MODEL_ALIAS, ModelSpec
-from cc_nemo.config import Config, log_dir
-from cc_nemo.credentials import set_secret
 from cc_nemo.errors import UserError
-from cc_nemo.resolve import (
+from cc_nemo.settings.catalog import DEFAULT_MODEL_ALIAS, ModelSpec
+from cc_nemo.settings.config import Config, log_dir
+from cc_nemo.settings.credentials import set_secret
+from cc_nemo.settings.resolve import (
     NO_CREDENTIALS,
     account_id,
     build_catalog,

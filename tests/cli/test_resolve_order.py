@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cc_nemo.config import Config
 from cc_nemo.errors import UserError
-from cc_nemo.resolve import resolve_proxy_settings
+from cc_nemo.settings.config import Config
+from cc_nemo.settings.resolve import resolve_proxy_settings
 
 
 def test_unknown_model_is_reported_before_missing_credentials() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cc_nemo import cli_status
-from cc_nemo.credentials import set_secret
+from cc_nemo.cli import status as cli_status
+from cc_nemo.settings.credentials import set_secret
 from tests.cli.conftest import API_KEY, CF_API_TOKEN, GATEWAY_TOKEN, run_cli
 from tests.cli.memkeyring import MemoryKeyring
 

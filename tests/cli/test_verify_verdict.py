@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from cc_nemo.cloudflare_api import Reply
+from cc_nemo.cloudflare.api import Reply
+from cc_nemo.cloudflare.verify import gateway_verdict
 from cc_nemo.errors import UserError
-from cc_nemo.verify import gateway_verdict
 
 MODEL = "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"
 

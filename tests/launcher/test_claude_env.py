@@ -6,15 +6,15 @@ import dataclasses
 
 import pytest
 
-from cc_nemo.catalog import Catalog, ModelSpec
-from cc_nemo.claude_env import (
+from cc_nemo.launch.claude_env import (
     MAX_OUTPUT_TOKENS_CAP,
     REMOVED_VARS,
     build_claude_env,
     default_vars,
     forced_vars,
 )
-from cc_nemo.settings import ProviderSettings, ProxySettings
+from cc_nemo.settings.catalog import Catalog, ModelSpec
+from cc_nemo.settings.runtime import ProviderSettings, ProxySettings
 
 BASE_URL = "http://127.0.0.1:43210"
 TOKEN = "session-token-abc123"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cc_nemo.errors import UserError
-from cc_nemo.launcher import (
+from cc_nemo.launch.launcher import (
     base_url_for,
     check_serve_host,
     exit_code_of,

@@ -287,7 +287,7 @@ def hook(event, args):
         seen["spawn"] = sorted(m for m in sys.modules if m.split(".")[0] in %(heavy)r)
 sys.addaudithook(hook)
 sys.argv = ["cc-proxy", "run", "-q"]
-from cc_nemo.cli import main
+from cc_nemo.cli.main import main
 try:
     main()
 finally:

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from cc_nemo.catalog import Catalog
-from cc_nemo.claude_env import build_claude_env
 from cc_nemo.errors import UserError
-from cc_nemo.launcher import (
+from cc_nemo.launch.claude_env import build_claude_env
+from cc_nemo.launch.launcher import (
     LOOPBACK_HOST,
     ClaudeLaunch,
     base_url_for,
     open_listen_socket,
     run_session,
 )
-from cc_nemo.settings import ProviderSettings, ProxySettings
+from cc_nemo.settings.catalog import Catalog
+from cc_nemo.settings.runtime import ProviderSettings, ProxySettings
 from tests.fake_upstream import FakeUpstream
 from tests.launcher.harness import FAKE_CLAUDE, GATEWAY_TOKEN, port_is_closed
 

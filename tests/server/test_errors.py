@@ -184,8 +184,8 @@ async def test_unreachable_upstream_is_overloaded_after_retries(make_proxy: Make
     proxy = await make_proxy()
     from dataclasses import replace
 
-    from cc_nemo.server import start_proxy
-    from cc_nemo.settings import ProviderSettings
+    from cc_nemo.proxy.app import start_proxy
+    from cc_nemo.settings.runtime import ProviderSettings
 
     settings = replace(
         proxy.settings,

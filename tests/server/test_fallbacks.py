@@ -6,8 +6,8 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from cc_nemo.catalog import Catalog
-from cc_nemo.usage import RequestRecord, SessionSummary, UsageLedger
+from cc_nemo.proxy.usage import RequestRecord, SessionSummary, UsageLedger
+from cc_nemo.settings.catalog import Catalog
 from tests.fake_upstream import CAPACITY_ERROR, Reply, completion, text_stream
 from tests.fixtures import MakeProxy
 

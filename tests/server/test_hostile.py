@@ -18,8 +18,8 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cc_nemo.replies import ProxyError
-from cc_nemo.server import INTERNAL_ERROR, create_app, start_proxy
+from cc_nemo.proxy.app import INTERNAL_ERROR, create_app, start_proxy
+from cc_nemo.proxy.replies import ProxyError
 from cc_nemo.translate.errors import AnthropicError
 from cc_nemo.translate.request import MAX_NESTING_DEPTH
 from tests.fake_upstream import FakeUpstream

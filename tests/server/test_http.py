@@ -144,7 +144,7 @@ async def test_unknown_routes_are_anthropic_shaped_404s(
 async def test_large_request_bodies_are_accepted(make_proxy: MakeProxy, size: int) -> None:
     from dataclasses import replace
 
-    from cc_nemo.catalog import Catalog
+    from cc_nemo.settings.catalog import Catalog
 
     # A window the body fits in: past the window the answer is an overflow error, not a 413.
     roomy = replace(Catalog.build().resolve("nemotron"), context_window=50_000_000)

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from cc_nemo.errors import UserError
-from cc_nemo.server import create_app, start_proxy
+from cc_nemo.proxy.app import create_app, start_proxy
 from tests.fake_upstream import Reply
 from tests.fixtures import SESSION_TOKEN, ProxyUnderTest, proxy_settings
 

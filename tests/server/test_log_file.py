@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cc_nemo.logs import (
+from cc_nemo.proxy.logs import (
     LOG_BACKUP_COUNT,
     LOGGER_NAME,
     MAX_LOG_BYTES,

@@ -9,7 +9,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from cc_nemo.logs import (
+from cc_nemo.proxy.logs import (
     LOGGER_NAME,
     REDACTED,
     SecretRedactor,

@@ -9,7 +9,7 @@ from dataclasses import replace
 import anthropic
 import pytest
 
-from cc_nemo.catalog import Catalog
+from cc_nemo.settings.catalog import Catalog
 from tests.fixtures import MakeProxy
 
 PROMPT_TOO_LONG = re.compile(r"^prompt is too long: (\d+) tokens > (\d+) maximum$")

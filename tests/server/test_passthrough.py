@@ -9,8 +9,8 @@ import anthropic
 import orjson
 import pytest
 
-from cc_nemo.passthrough import PassthroughRewriter, fold_anthropic_sse
-from cc_nemo.replies import ProxyError
+from cc_nemo.proxy.passthrough import PassthroughRewriter, fold_anthropic_sse
+from cc_nemo.proxy.replies import ProxyError
 from cc_nemo.translate.response import UpstreamErrorPayload
 from cc_nemo.translate.sse import MAX_EVENT_CHARS, SSEDecoder, SSEMessage
 from tests.fake_upstream import Reply, anthropic_events

@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 
-from cc_nemo.catalog import Catalog, ad_hoc_spec
-from cc_nemo.ids import new_message_id, new_request_id, new_tool_id
-from cc_nemo.routing import resolve_model
-from cc_nemo.server import is_loopback_host, token_matches
-from cc_nemo.upstream import MAX_HONOURED_RETRY_AFTER, parse_retry_after, retry_delay
-from cc_nemo.usage import RequestRecord, SessionSummary, UsageLedger
+from cc_nemo.proxy.app import is_loopback_host, token_matches
+from cc_nemo.proxy.ids import new_message_id, new_request_id, new_tool_id
+from cc_nemo.proxy.routing import resolve_model
+from cc_nemo.proxy.upstream import MAX_HONOURED_RETRY_AFTER, parse_retry_after, retry_delay
+from cc_nemo.proxy.usage import RequestRecord, SessionSummary, UsageLedger
+from cc_nemo.settings.catalog import Catalog, ad_hoc_spec
 from tests.fixtures import proxy_settings
 
 

@@ -7,7 +7,12 @@ import socket
 import pytest
 from aiohttp import web
 
-from cc_nemo.upstream import UpstreamClient, UpstreamConnectError, create_session, env_proxy_for
+from cc_nemo.proxy.upstream import (
+    UpstreamClient,
+    UpstreamConnectError,
+    create_session,
+    env_proxy_for,
+)
 
 
 def _closed_port() -> int:

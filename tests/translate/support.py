@@ -14,7 +14,7 @@ import pydantic
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawMessageStreamEvent
 
-from cc_nemo.catalog import BUILTIN_MODELS, ModelQuirks, ModelSpec
+from cc_nemo.settings.catalog import BUILTIN_MODELS, ModelQuirks, ModelSpec
 from cc_nemo.translate import (
     ResponseContext,
     SSEDecoder,

@@ -14,9 +14,10 @@ from typing import Annotated
 
 import typer
 
-from cc_nemo.cli_common import ask, ask_optional, note, warn
-from cc_nemo.config import PROVIDERS, Config, load_config, save_config
-from cc_nemo.credentials import (
+from cc_nemo.cli.common import ask, ask_optional, note, warn
+from cc_nemo.errors import UserError
+from cc_nemo.settings.config import PROVIDERS, Config, load_config, save_config
+from cc_nemo.settings.credentials import (
     SECRET_ENV,
     SECRET_LABELS,
     SECRET_NAMES,
@@ -28,7 +29,6 @@ from cc_nemo.credentials import (
     stored_secret,
     validate_secret,
 )
-from cc_nemo.errors import UserError
 
 _ACCOUNT_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 
@@ -153,7 +153,7 @@ def _read_piped_secrets(flags: dict[SecretName, bool]) -> dict[SecretName, str]:
 def _gateway_url(
     url: str | None, account_id: str | None, gateway: str | None, config: Config, prompting: bool
 ) -> str:
-    from cc_nemo.resolve import gateway_url_from_parts, normalize_gateway_url
+    from cc_nemo.settings.resolve import gateway_url_from_parts, normalize_gateway_url
 
     if url and (account_id or gateway):
         raise UserError("give either --gateway-url or --account-id with --gateway, not both")
@@ -199,7 +199,7 @@ def _cloudflare_secrets(piped: dict[SecretName, str], prompting: bool) -> dict[S
 
 
 def _base_url(url: str | None, config: Config, provider: str, prompting: bool) -> str:
-    from cc_nemo.resolve import normalize_base_url
+    from cc_nemo.settings.resolve import normalize_base_url
 
     if url:
         return normalize_base_url(url)
@@ -224,16 +224,16 @@ def _api_key(piped: dict[SecretName, str], prompting: bool, provider: str) -> di
 
 def _verify(collected: LoginInput, config: Config) -> None:
     """Check the new credentials (merged with the stored ones the user chose to keep)."""
-    from cc_nemo.catalog import DEFAULT_MODEL_ALIAS
-    from cc_nemo.resolve import (
+    from cc_nemo.cloudflare.verify import verify_credentials
+    from cc_nemo.settings.catalog import DEFAULT_MODEL_ALIAS
+    from cc_nemo.settings.resolve import (
         ENV_MODEL,
         build_catalog,
         model_choice,
         provider_headers,
         resolve_model,
     )
-    from cc_nemo.settings import ProviderSettings
-    from cc_nemo.verify import verify_credentials
+    from cc_nemo.settings.runtime import ProviderSettings
 
     def secret(name: SecretName) -> str | None:
         return collected.secrets.get(name) or stored_secret(name)[0]

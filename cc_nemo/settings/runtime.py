@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cc_nemo.catalog import CLOUDFLARE_MODEL_PREFIX, Catalog, ModelSpec, bare_model_id
+from cc_nemo.settings.catalog import CLOUDFLARE_MODEL_PREFIX, Catalog, ModelSpec, bare_model_id
 
 ProviderKind = Literal["cloudflare", "openai", "anthropic"]
 

@@ -27,29 +27,29 @@ from aiohttp.http_exceptions import (
     TransferEncodingError,
 )
 
-from cc_nemo.catalog import ModelSpec, bare_model_id
 from cc_nemo.errors import UserError
-from cc_nemo.ids import new_request_id
-from cc_nemo.logs import close_logging, configure_logging, logging_configured, secret_values
-from cc_nemo.relay import Exchange, MessagesRelay, read_json_body
-from cc_nemo.replies import ProxyError, error_response
-from cc_nemo.routing import discovery_id, session_specs
-from cc_nemo.settings import ProxySettings
+from cc_nemo.proxy.exchange import Exchange, MessagesRelay, read_json_body
+from cc_nemo.proxy.ids import new_request_id
+from cc_nemo.proxy.logs import close_logging, configure_logging, logging_configured, secret_values
+from cc_nemo.proxy.replies import ProxyError, error_response
+from cc_nemo.proxy.routing import discovery_id, session_specs
+from cc_nemo.proxy.upstream import UpstreamClient, create_session
+from cc_nemo.proxy.usage import RequestRecord, UsageLedger
+from cc_nemo.settings.catalog import ModelSpec, bare_model_id
+from cc_nemo.settings.runtime import ProxySettings
 from cc_nemo.translate.errors import AnthropicError, as_stream_error, invalid_request
 from cc_nemo.translate.request import InvalidRequest, validate_request
 from cc_nemo.translate.response import UpstreamErrorPayload
 from cc_nemo.translate.sse import encode_event
 from cc_nemo.translate.tokens import estimate_tokens
-from cc_nemo.upstream import UpstreamClient, create_session
-from cc_nemo.usage import RequestRecord, UsageLedger
 
-log = logging.getLogger("cc_nemo.server")
+log = logging.getLogger("cc_nemo.proxy.app")
 
-SETTINGS_KEY = web.AppKey("cc_nemo.settings", ProxySettings)
+SETTINGS_KEY = web.AppKey("cc_nemo.settings.runtime", ProxySettings)
 LEDGER_KEY = web.AppKey("cc_nemo.ledger", UsageLedger)
 HEAP_TRIMMER_KEY = web.AppKey("cc_nemo.heap_trimmer", "HeapTrimmer")
-UPSTREAM_KEY = web.AppKey("cc_nemo.upstream", UpstreamClient)
-RELAY_KEY = web.AppKey("cc_nemo.relay", MessagesRelay)
+UPSTREAM_KEY = web.AppKey("cc_nemo.proxy.upstream", UpstreamClient)
+RELAY_KEY = web.AppKey("cc_nemo.proxy.exchange", MessagesRelay)
 # Upstream model ids that rejected tool_choice "required" this session (WIRE.md C.8).
 TOOL_CHOICE_FALLBACK_KEY = web.AppKey("cc_nemo.tool_choice_fallback", set)
 

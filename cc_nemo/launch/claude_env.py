@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cc_nemo.catalog import ModelSpec
-from cc_nemo.settings import ProxySettings
+from cc_nemo.settings.catalog import ModelSpec
+from cc_nemo.settings.runtime import ProxySettings
 
 # Claude Code uses 32000 for a model name it does not know; more only shrinks the room left for
 # input (it reserves the output budget inside the window) and the proxy clamps per request anyway.

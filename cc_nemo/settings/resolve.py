@@ -13,13 +13,19 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
-from cc_nemo.catalog import DEFAULT_MODEL_ALIAS, Catalog, ModelSpec, UnknownModelError, ad_hoc_spec
-from cc_nemo.config import PROVIDERS, Config, load_config, proxy_log_path
 from cc_nemo.errors import UserError
-from cc_nemo.settings import ProviderKind, ProviderSettings, ProxySettings
+from cc_nemo.settings.catalog import (
+    DEFAULT_MODEL_ALIAS,
+    Catalog,
+    ModelSpec,
+    UnknownModelError,
+    ad_hoc_spec,
+)
+from cc_nemo.settings.config import PROVIDERS, Config, load_config, proxy_log_path
+from cc_nemo.settings.runtime import ProviderKind, ProviderSettings, ProxySettings
 
 if TYPE_CHECKING:  # credentials pulls in the secrets machinery; import it only when used
-    from cc_nemo.credentials import SecretSource
+    from cc_nemo.settings.credentials import SecretSource
 
 SettingSource = Literal["argument", "env", "config", "default", "missing"]
 
@@ -167,7 +173,7 @@ COMPANION_SOURCES: dict[str, tuple[SecretSource, ...]] = {
 
 def resolve_provider(config: Config) -> ProviderSettings:
     """Where upstream requests go and with which auth headers (secrets stay out of repr)."""
-    from cc_nemo.credentials import get_secret
+    from cc_nemo.settings.credentials import get_secret
 
     kind = cast(ProviderKind, provider_kind(config).value)
     if kind == "cloudflare":

@@ -13,9 +13,13 @@ from typing import Annotated
 
 import typer
 
-from cc_nemo import __version__, cli_login, cli_models, cli_run, cli_status
-from cc_nemo.cli_common import PROG, error_line
-from cc_nemo.cli_models import complete_model_alias
+from cc_nemo import __version__
+from cc_nemo.cli import login as cli_login
+from cc_nemo.cli import models as cli_models
+from cc_nemo.cli import run as cli_run
+from cc_nemo.cli import status as cli_status
+from cc_nemo.cli.common import PROG, error_line
+from cc_nemo.cli.models import complete_model_alias
 from cc_nemo.errors import UserError
 
 __all__ = ["app", "complete_model_alias", "main"]

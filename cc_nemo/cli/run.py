@@ -33,7 +33,7 @@ class ClaudePassThroughCommand(TyperCommand):
 
 
 def _complete_model(incomplete: str) -> list[str]:
-    from cc_nemo.cli_models import complete_model_alias
+    from cc_nemo.cli.models import complete_model_alias
 
     return complete_model_alias(incomplete)
 
@@ -75,8 +75,8 @@ def run_command(
     import os
     import secrets
 
-    from cc_nemo import launcher
-    from cc_nemo.resolve import resolve_proxy_settings
+    from cc_nemo.launch import launcher
+    from cc_nemo.settings.resolve import resolve_proxy_settings
 
     claude_args = [*ctx.args, *ctx.meta.get(CLAUDE_ARGS_KEY, [])]
     if model is not None and model.startswith("-"):
@@ -99,7 +99,7 @@ def run_command(
     executable = launcher.find_claude(claude, os.environ)
 
     def launch_for(base_url: str) -> launcher.ClaudeLaunch:
-        from cc_nemo.claude_env import build_claude_env
+        from cc_nemo.launch.claude_env import build_claude_env
 
         env = build_claude_env(os.environ, settings, base_url)
         return launcher.ClaudeLaunch(executable, claude_args, env)
@@ -110,7 +110,7 @@ def run_command(
 
 def _with_double_dash_hint(error: UserError, model: str | None, extras: list[str]) -> UserError:
     """`cc-proxy run "fix it" -p` makes "fix it" the model; say where claude's words go."""
-    from cc_nemo.catalog import UnknownModelError
+    from cc_nemo.settings.catalog import UnknownModelError
 
     if model is None or not extras or not isinstance(error.__cause__, UnknownModelError):
         return error
@@ -156,8 +156,8 @@ def serve_command(
     import os
     import sys
 
-    from cc_nemo import launcher
-    from cc_nemo.resolve import resolve_proxy_settings
+    from cc_nemo.launch import launcher
+    from cc_nemo.settings.resolve import resolve_proxy_settings
 
     token, explicit = session_token_for_serve(
         read_stdin=sys.stdin.readline if token_stdin else None, env=os.environ

@@ -9,21 +9,21 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cc_nemo.cli_common import console, note
-from cc_nemo.config import Config, load_config, save_config, spec_problem, validate_alias
+from cc_nemo.cli.common import console, note
 from cc_nemo.errors import UserError
+from cc_nemo.settings.config import Config, load_config, save_config, spec_problem, validate_alias
 
 if TYPE_CHECKING:
-    from cc_nemo.catalog import Catalog, ModelSpec
-    from cc_nemo.models_remote import RemoteModel
+    from cc_nemo.cloudflare.models_remote import RemoteModel
+    from cc_nemo.settings.catalog import Catalog, ModelSpec
 
 
 def complete_model_alias(incomplete: str) -> list[str]:
     """Shell completion for MODEL arguments: built-in and user aliases starting with `incomplete`."""
-    from cc_nemo.catalog import BUILTIN_MODELS
+    from cc_nemo.settings.catalog import BUILTIN_MODELS
 
     try:
-        from cc_nemo.resolve import build_catalog
+        from cc_nemo.settings.resolve import build_catalog
 
         aliases = build_catalog(load_config()).aliases()
     except Exception:  # a broken config must not break the user's shell
@@ -66,7 +66,7 @@ def models(
             raise UserError("--json and --remote go after `models`, without a subcommand")
         return
     config = load_config()
-    from cc_nemo.resolve import build_catalog
+    from cc_nemo.settings.resolve import build_catalog
 
     catalog = build_catalog(config)
     if remote:
@@ -94,8 +94,8 @@ def _yes(flag: bool) -> str:
 
 
 def _default_alias(config: Config) -> str:
-    from cc_nemo.catalog import DEFAULT_MODEL_ALIAS
-    from cc_nemo.resolve import ENV_MODEL, model_choice
+    from cc_nemo.settings.catalog import DEFAULT_MODEL_ALIAS
+    from cc_nemo.settings.resolve import ENV_MODEL, model_choice
 
     return model_choice(None, ENV_MODEL, config.default_model).value or DEFAULT_MODEL_ALIAS
 
@@ -146,9 +146,9 @@ def _show_catalog(config: Config, catalog: Catalog) -> None:
 
 
 def _show_remote(config: Config, catalog: Catalog, as_json: bool) -> None:
-    from cc_nemo.credentials import get_secret
-    from cc_nemo.models_remote import list_remote_models
-    from cc_nemo.resolve import account_id, base_url
+    from cc_nemo.cloudflare.models_remote import list_remote_models
+    from cc_nemo.settings.credentials import get_secret
+    from cc_nemo.settings.resolve import account_id, base_url
 
     account = account_id(config)
     if not account:
@@ -251,10 +251,14 @@ def add(
     ] = None,
 ) -> None:
     """Add (or replace) a user-defined alias in config.toml."""
-    from cc_nemo.catalog import BUILTIN_MODELS, DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS
-    from cc_nemo.catalog import ModelSpec as Spec
-    from cc_nemo.config import with_user_model
-    from cc_nemo.resolve import build_catalog, resolve_model
+    from cc_nemo.settings.catalog import (
+        BUILTIN_MODELS,
+        DEFAULT_CONTEXT_WINDOW,
+        DEFAULT_MAX_OUTPUT_TOKENS,
+    )
+    from cc_nemo.settings.catalog import ModelSpec as Spec
+    from cc_nemo.settings.config import with_user_model
+    from cc_nemo.settings.resolve import build_catalog, resolve_model
 
     validate_alias(alias)
     config = load_config()
@@ -302,7 +306,7 @@ def remove(
     ],
 ) -> None:
     """Remove a user-defined alias from config.toml."""
-    from cc_nemo.catalog import BUILTIN_MODELS
+    from cc_nemo.settings.catalog import BUILTIN_MODELS
 
     config = load_config()
     if alias not in config.user_models:
@@ -344,7 +348,7 @@ def default(
     reset: Annotated[bool, typer.Option("--reset", help="Forget all three choices.")] = False,
 ) -> None:
     """Show or set the default, small and subagent models (stored in config.toml)."""
-    from cc_nemo.resolve import build_catalog, resolve_model
+    from cc_nemo.settings.resolve import build_catalog, resolve_model
 
     config = load_config()
     if reset:

@@ -23,19 +23,27 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from cc_nemo.catalog import ModelSpec
-from cc_nemo.ids import new_message_id, new_tool_id
-from cc_nemo.passthrough import (
+from cc_nemo.proxy.ids import new_message_id, new_tool_id
+from cc_nemo.proxy.passthrough import (
     PASSTHROUGH_CLIENT_HEADERS,
     PassthroughRewriter,
     anthropic_upstream_error,
     fold_anthropic_sse,
     parse_message,
 )
-from cc_nemo.replies import ProxyError, message_events, message_start_event, usage_of
-from cc_nemo.routing import known_names, resolve_model
-from cc_nemo.settings import ProxySettings
-from cc_nemo.stream_writer import StreamWriter
+from cc_nemo.proxy.replies import ProxyError, message_events, message_start_event, usage_of
+from cc_nemo.proxy.routing import known_names, resolve_model
+from cc_nemo.proxy.stream_writer import StreamWriter
+from cc_nemo.proxy.upstream import (
+    MAX_ERROR_BODY_BYTES,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamReply,
+    UpstreamTimeout,
+    retry_delay,
+)
+from cc_nemo.settings.catalog import ModelSpec
+from cc_nemo.settings.runtime import ProxySettings
 from cc_nemo.translate.errors import (
     AnthropicError,
     connect_error,
@@ -59,16 +67,8 @@ from cc_nemo.translate.sse import SSEDecoder, SSELineTooLong
 from cc_nemo.translate.stream import StreamTranslator, payload_error
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.translate.usage import Usage
-from cc_nemo.upstream import (
-    MAX_ERROR_BODY_BYTES,
-    UpstreamClient,
-    UpstreamConnectError,
-    UpstreamReply,
-    UpstreamTimeout,
-    retry_delay,
-)
 
-log = logging.getLogger("cc_nemo.relay")
+log = logging.getLogger("cc_nemo.proxy.exchange")
 
 # How much of any one body we keep in the body log (log_bodies).
 MAX_LOGGED_BODY_BYTES = 1024 * 1024

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cc_nemo.credentials import redact
 from cc_nemo.errors import UserError
+from cc_nemo.settings.credentials import redact
 
 if TYPE_CHECKING:
     from rich.console import Console

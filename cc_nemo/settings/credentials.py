@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Literal, get_args
 
-from cc_nemo.config import config_dir, read_toml, write_private_file
 from cc_nemo.errors import UserError
+from cc_nemo.settings.config import config_dir, read_toml, write_private_file
 
 SecretName = Literal["aig_token", "cloudflare_api_token", "api_key"]
 SecretSource = Literal["env", "keyring", "file", "missing"]

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, TextIO
 from cc_nemo.errors import UserError
 
 if TYPE_CHECKING:
-    from cc_nemo.server import RunningProxy
-    from cc_nemo.settings import ProxySettings
-    from cc_nemo.usage import UsageLedger
+    from cc_nemo.proxy.app import RunningProxy
+    from cc_nemo.proxy.usage import UsageLedger
+    from cc_nemo.settings.runtime import ProxySettings
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def log_file_path(settings: ProxySettings) -> Path:
     """Where this session logs: the settings' file, else the per-user log directory."""
     if settings.log_file is not None:
         return settings.log_file
-    from cc_nemo.config import proxy_log_path
+    from cc_nemo.settings.config import proxy_log_path
 
     return proxy_log_path()
 
@@ -110,7 +110,7 @@ def log_file_path(settings: ProxySettings) -> Path:
 def logging_to_file(settings: ProxySettings) -> Iterator[Path]:
     """Send every log record (ours, aiohttp's, asyncio's, warnings) to the session's log file,
     secrets redacted, and nothing to the terminal, which belongs to claude."""
-    from cc_nemo.logs import close_logging, configure_logging, secret_values
+    from cc_nemo.proxy.logs import close_logging, configure_logging, secret_values
 
     path = log_file_path(settings)
     secrets = secret_values(settings.session_token, settings.provider.headers)
@@ -238,7 +238,7 @@ async def run_session(
         relay.attach(process)
         log.info("claude started, pid %d", process.pid)
         # Everything below imports aiohttp; claude is already starting up meanwhile.
-        from cc_nemo.usage import UsageLedger
+        from cc_nemo.proxy.usage import UsageLedger
 
         ledger = UsageLedger()
         proxy = await _serve_or_stop_claude(settings, sock, ledger, process, terminate_grace_s)
@@ -262,7 +262,7 @@ async def _serve_or_stop_claude(
     """Serve the proxy on the pre-bound socket; if that fails, claude has nothing to talk to,
     so stop it rather than leave it retrying against a dead port."""
     try:
-        from cc_nemo.server import start_proxy
+        from cc_nemo.proxy.app import start_proxy
 
         return await start_proxy(settings, ledger=ledger, sock=sock)
     except Exception as exc:
@@ -339,7 +339,7 @@ async def serve_forever(
     announce: Callable[[], None],
 ) -> None:
     """Serve on `sock` in the foreground until SIGINT or SIGTERM, then stop gracefully."""
-    from cc_nemo.server import start_proxy
+    from cc_nemo.proxy.app import start_proxy
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -369,8 +369,8 @@ def serve(
     err: TextIO | None = None,
 ) -> int:
     """`cc-proxy serve`: print the variables a client needs, serve until Ctrl-C, exit 0."""
-    from cc_nemo.claude_env import REMOVED_VARS, proxy_vars
-    from cc_nemo.usage import UsageLedger
+    from cc_nemo.launch.claude_env import REMOVED_VARS, proxy_vars
+    from cc_nemo.proxy.usage import UsageLedger
 
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr

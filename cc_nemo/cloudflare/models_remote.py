@@ -10,10 +10,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from cc_nemo.catalog import Catalog, UnknownModelError
-from cc_nemo.cloudflare_api import cf_api_base, one_line, request
-from cc_nemo.credentials import redact
+from cc_nemo.cloudflare.api import cf_api_base, one_line, request
 from cc_nemo.errors import UserError
+from cc_nemo.settings.catalog import Catalog, UnknownModelError
+from cc_nemo.settings.credentials import redact
 
 _MAX_PAGES = 50
 _PER_PAGE = 100

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-from cc_nemo.catalog import ModelSpec
-from cc_nemo.cloudflare_api import Reply, one_line, request
-from cc_nemo.credentials import redact
+from cc_nemo.cloudflare.api import Reply, one_line, request
 from cc_nemo.errors import UserError
-from cc_nemo.settings import ProviderSettings
+from cc_nemo.settings.catalog import ModelSpec
+from cc_nemo.settings.credentials import redact
+from cc_nemo.settings.runtime import ProviderSettings
 
 GATEWAY_AUTH_FAILED = 2009
 NO_SUCH_GATEWAY = 2001

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from cc_nemo.replies import ProxyError, usage_of
+from cc_nemo.proxy.replies import ProxyError, usage_of
 from cc_nemo.translate.errors import AnthropicError, map_upstream_error
 from cc_nemo.translate.response import MessageAccumulator
 from cc_nemo.translate.sse import (

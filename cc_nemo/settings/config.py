@@ -15,13 +15,13 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from cc_nemo.catalog import (
+from cc_nemo.errors import UserError
+from cc_nemo.settings.catalog import (
     DEFAULT_CONTEXT_WINDOW,
     DEFAULT_MAX_OUTPUT_TOKENS,
     ModelQuirks,
     ModelSpec,
 )
-from cc_nemo.errors import UserError
 
 APP_NAME = "cc-proxy"
 PROVIDERS = ("cloudflare", "openai", "anthropic")

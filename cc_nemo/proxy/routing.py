@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cc_nemo.catalog import ModelSpec, UnknownModelError
-from cc_nemo.settings import CLOUDFLARE_MODEL_PREFIX, ProxySettings
+from cc_nemo.settings.catalog import ModelSpec, UnknownModelError
+from cc_nemo.settings.runtime import CLOUDFLARE_MODEL_PREFIX, ProxySettings
 
 DISCOVERY_PREFIX = "claude-cf-"
 # Names Claude Code's `--model` shorthands stand for; treated like the claude-* ids they expand to.

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import typer
 
-from cc_nemo.cli_common import console
-from cc_nemo.config import Config, config_path, load_config, proxy_log_path
-from cc_nemo.credentials import (
+from cc_nemo.cli.common import console
+from cc_nemo.errors import UserError
+from cc_nemo.settings.config import Config, config_path, load_config, proxy_log_path
+from cc_nemo.settings.credentials import (
     SECRET_ENV,
     SECRET_LABELS,
     SECRET_NAMES,
@@ -23,7 +24,6 @@ from cc_nemo.credentials import (
     secrets_file_path,
     secrets_file_problem,
 )
-from cc_nemo.errors import UserError
 
 CLAUDE_VERSION_TIMEOUT = 10.0
 
@@ -37,7 +37,7 @@ class ClaudeInfo:
 
 def find_claude() -> ClaudeInfo:
     """The `claude` that `run` would start and its version (`claude --version`, with a timeout)."""
-    from cc_nemo.launcher import find_claude as locate
+    from cc_nemo.launch.launcher import find_claude as locate
 
     try:
         path = locate(None, os.environ)
@@ -66,8 +66,8 @@ def find_claude() -> ClaudeInfo:
 
 def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
     """(label, value) rows for the status table, and why cc-proxy cannot run (None if it can)."""
-    from cc_nemo.catalog import DEFAULT_MODEL_ALIAS
-    from cc_nemo.resolve import (
+    from cc_nemo.settings.catalog import DEFAULT_MODEL_ALIAS
+    from cc_nemo.settings.resolve import (
         ENV_MODEL,
         ENV_SMALL_MODEL,
         ENV_SUBAGENT_MODEL,

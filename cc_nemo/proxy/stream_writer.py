@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cc_nemo.replies import ProxyError
+from cc_nemo.proxy.replies import ProxyError
 from cc_nemo.translate.errors import AnthropicError, as_stream_error
 from cc_nemo.translate.sse import encode_event
 
