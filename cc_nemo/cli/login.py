@@ -231,7 +231,7 @@ def _verify(collected: LoginInput, config: Config) -> None:
         build_catalog,
         model_choice,
         provider_headers,
-        resolve_model,
+        require_model,
     )
     from cc_nemo.settings.runtime import ProviderSettings
 
@@ -246,7 +246,7 @@ def _verify(collected: LoginInput, config: Config) -> None:
     )
     provider = ProviderSettings(collected.provider, collected.url, headers)  # type: ignore[arg-type]
     name = model_choice(None, ENV_MODEL, config.default_model).value or DEFAULT_MODEL_ALIAS
-    model = resolve_model(build_catalog(config), name)
+    model = require_model(build_catalog(config), name)
     note(f"Checking the credentials with one request to {collected.url} …")
     note(verify_credentials(provider, model))
 

@@ -258,13 +258,13 @@ def add(
     )
     from cc_nemo.settings.catalog import ModelSpec as Spec
     from cc_nemo.settings.config import with_user_model
-    from cc_nemo.settings.resolve import build_catalog, resolve_model
+    from cc_nemo.settings.resolve import build_catalog, require_model
 
     validate_alias(alias)
     config = load_config()
     if like:
         base = replace(
-            resolve_model(build_catalog(config), like), alias=alias, model=model_id, note=""
+            require_model(build_catalog(config), like), alias=alias, model=model_id, note=""
         )
     else:
         base = Spec(alias, model_id, DEFAULT_CONTEXT_WINDOW, DEFAULT_MAX_OUTPUT_TOKENS)
@@ -348,7 +348,7 @@ def default(
     reset: Annotated[bool, typer.Option("--reset", help="Forget all three choices.")] = False,
 ) -> None:
     """Show or set the default, small and subagent models (stored in config.toml)."""
-    from cc_nemo.settings.resolve import build_catalog, resolve_model
+    from cc_nemo.settings.resolve import build_catalog, require_model
 
     config = load_config()
     if reset:
@@ -357,7 +357,7 @@ def default(
     changes = {"default_model": model, "small_model": small, "subagent_model": subagent}
     for value in changes.values():
         if value is not None:
-            resolve_model(catalog, value)  # an unknown alias fails here, before saving
+            require_model(catalog, value)  # an unknown alias fails here, before saving
     updated = replace(config, **{key: value for key, value in changes.items() if value is not None})
     if reset or updated != config:
         save_config(updated)

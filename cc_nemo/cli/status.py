@@ -77,7 +77,7 @@ def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
         gateway_url,
         model_choice,
         provider_kind,
-        resolve_model,
+        require_model,
         resolve_provider,
     )
 
@@ -101,7 +101,7 @@ def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
             rows.append((title, f"{fallback} (default)"))
             continue
         try:
-            upstream = resolve_model(catalog, choice.value).model
+            upstream = require_model(catalog, choice.value).model
             rows.append((title, f"{choice.value} → {upstream} ({choice.source})"))
         except UserError:
             rows.append((title, f"{choice.value} (unknown alias!) ({choice.source})"))

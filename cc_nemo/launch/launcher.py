@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from cc_nemo.errors import UserError
+from cc_nemo.proxy.loopback import is_loopback
 
 if TYPE_CHECKING:
     from cc_nemo.proxy.app import RunningProxy
@@ -83,18 +84,6 @@ def base_url_for(host: str, port: int) -> str:
     """The URL claude (or another client) uses to reach the proxy."""
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}"
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding `host` keeps the proxy reachable from this machine only."""
-    if host == "localhost":
-        return True
-    import ipaddress  # only `serve` asks; keep it off the `run` path
-
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def log_file_path(settings: ProxySettings) -> Path:

@@ -1,14 +1,23 @@
 """Pass-through for upstreams that already speak Anthropic Messages (provider kind "anthropic"):
-only the model name (and auth, set by the caller) changes on the way; pure helpers."""
+only the model name (and auth, set by the caller) changes on the way. The pure helpers first,
+then the exchange that uses them."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from aiohttp import web
 
-from cc_nemo.proxy.replies import ProxyError, usage_of
-from cc_nemo.translate.errors import AnthropicError, map_upstream_error
+from cc_nemo.proxy.bodies import BodyLog
+from cc_nemo.proxy.calls import UpstreamCalls
+from cc_nemo.proxy.record import Exchange
+from cc_nemo.proxy.replies import deliver_message, usage_of
+from cc_nemo.proxy.stream_writer import writer_for
+from cc_nemo.proxy.upstream import UpstreamReply, UpstreamTimeout
+from cc_nemo.translate.errors import AnthropicError, ErrorReply, map_upstream_error, timeout_error
 from cc_nemo.translate.response import MessageAccumulator
 from cc_nemo.translate.sse import (
     SSEDecoder,
@@ -18,6 +27,7 @@ from cc_nemo.translate.sse import (
     encode_message,
 )
 from cc_nemo.translate.stream import TRUNCATED_MESSAGE
+from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.translate.usage import Usage
 
 # Client headers an Anthropic-speaking upstream needs to see (never the client's auth).
@@ -102,7 +112,7 @@ def anthropic_upstream_error(
 
 
 def parse_message(raw: bytes) -> dict[str, Any]:
-    """A non-streaming Anthropic reply; its error, or an unexpected body, as ProxyError."""
+    """A non-streaming Anthropic reply; its error, or an unexpected body, as ErrorReply."""
     try:
         message = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -112,7 +122,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
         accumulator.add(message)
         accumulator.result()  # raises the upstream's error as ours
     if not isinstance(message, dict) or message.get("type") != "message":
-        raise ProxyError(
+        raise ErrorReply(
             AnthropicError(500, "api_error", "the upstream answered with an unexpected body")
         )
     return message
@@ -121,7 +131,7 @@ def parse_message(raw: bytes) -> dict[str, Any]:
 def fold_anthropic_sse(raw: bytes) -> dict[str, Any]:
     """An Anthropic stream received whole (for a non-streaming client) as one message.
 
-    ProxyError (500 api_error) when the stream stops before message_delta/message_stop: a
+    ErrorReply (500 api_error) when the stream stops before message_delta/message_stop: a
     cut-off answer must not reach the client as a complete `end_turn` message. The upstream's
     own error event, or a tool input that is not valid JSON, raises UpstreamErrorPayload."""
     decoder = SSEDecoder()
@@ -130,7 +140,7 @@ def fold_anthropic_sse(raw: bytes) -> dict[str, Any]:
         messages = [*decoder.feed(raw), *decoder.flush()]
     except SSELineTooLong as exc:
         # Worded and numbered as the relay answers the same fault on a translated stream.
-        raise ProxyError(
+        raise ErrorReply(
             AnthropicError(502, "api_error", f"the upstream stream is malformed: {exc}")
         ) from None
     for message in messages:
@@ -138,5 +148,77 @@ def fold_anthropic_sse(raw: bytes) -> dict[str, Any]:
         if isinstance(event, dict):
             accumulator.add(event)
     if accumulator.error is None and accumulator.message is not None and not accumulator.ended:
-        raise ProxyError(AnthropicError(500, "api_error", TRUNCATED_MESSAGE))
+        raise ErrorReply(AnthropicError(500, "api_error", TRUNCATED_MESSAGE))
     return accumulator.result()
+
+
+async def answer_passthrough(
+    request: web.Request,
+    exchange: Exchange,
+    payload: dict[str, Any],
+    calls: UpstreamCalls,
+    headers: Mapping[str, str],
+) -> web.StreamResponse:
+    """Forward to an Anthropic-speaking upstream: only auth, the model name and logging
+    change. No hold: such upstreams send their headers at once."""
+    body = {**payload, "model": exchange.upstream_model}
+    spec = exchange.spec
+
+    def error_for(status: int, raw: bytes, retry_after: str | None) -> AnthropicError:
+        return anthropic_upstream_error(
+            status,
+            raw,
+            retry_after=retry_after,
+            estimated_input_tokens=estimate_tokens(payload),  # only an error needs it
+            context_window=spec.context_window if spec else None,
+            max_tokens=payload.get("max_tokens"),
+        )
+
+    reply = await calls.open(exchange, body, headers, error_for, calls.budget())
+    try:
+        if reply.is_event_stream and exchange.stream:
+            return await _pump(request, reply, exchange, calls)
+        raw = await calls.read_reply(reply, exchange)
+        exchange.mark_first_byte()
+        message = fold_anthropic_sse(raw) if reply.is_event_stream else parse_message(raw)
+        message["model"] = exchange.requested_model
+        return await deliver_message(request, exchange, calls.settings, message)
+    finally:
+        reply.close()
+
+
+async def _pump(
+    request: web.Request, reply: UpstreamReply, exchange: Exchange, calls: UpstreamCalls
+) -> web.StreamResponse:
+    writer = writer_for(request, exchange, calls.settings, hold=False)
+    await writer.commit()
+    decoder = SSEDecoder()
+    rewriter = PassthroughRewriter(exchange.requested_model)
+    logged = BodyLog(calls.settings.log_bodies)
+    chunks = calls.chunks(reply, writer, exchange)
+    try:
+        async with contextlib.aclosing(chunks):
+            async for data in chunks:
+                logged.add(data)
+                out = b"".join(rewriter.frame(m) for m in decoder.feed(data))
+                if out:
+                    await writer.send_raw(out)
+        tail = b"".join(rewriter.frame(m) for m in decoder.flush())
+        if tail:
+            await writer.send_raw(tail)
+        if not rewriter.complete:
+            await writer.fail(AnthropicError(500, "api_error", TRUNCATED_MESSAGE))
+    except UpstreamTimeout as exc:
+        await writer.fail(timeout_error(str(exc)))
+    except SSELineTooLong as exc:
+        await writer.fail(
+            AnthropicError(502, "api_error", f"the upstream stream is malformed: {exc}")
+        )
+    except ConnectionResetError:
+        exchange.client_gone = True
+    finally:
+        logged.write(exchange.request_id)
+        exchange.error_type = rewriter.error_type or exchange.error_type
+    exchange.usage = rewriter.usage()
+    assert writer.response is not None
+    return writer.response

@@ -1,5 +1,5 @@
-"""Anthropic replies the proxy writes itself: error bodies and replayed messages (the SSE
-writer with the commit rule lives in stream_writer.py)."""
+"""Whole replies: error bodies, a complete message delivered as JSON or replayed as events,
+and an upstream's JSON completion checked before it is translated."""
 
 from __future__ import annotations
 
@@ -9,16 +9,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from cc_nemo.translate.errors import AnthropicError
+from cc_nemo.proxy.record import Exchange
+from cc_nemo.proxy.stream_writer import writer_for
+from cc_nemo.settings.runtime import ProxySettings
+from cc_nemo.translate.errors import AnthropicError, ErrorReply
+from cc_nemo.translate.request import ResponseContext
+from cc_nemo.translate.stream import payload_error
 from cc_nemo.translate.usage import Usage
-
-
-class ProxyError(Exception):
-    """Answer this request with an Anthropic error (raised before the response is committed)."""
-
-    def __init__(self, error: AnthropicError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def error_response(error: AnthropicError, request_id: str) -> web.Response:
@@ -93,3 +90,35 @@ def message_events(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     )
     events.append({"type": "message_stop"})
     return events
+
+
+async def deliver_message(
+    request: web.Request, exchange: Exchange, settings: ProxySettings, message: dict[str, Any]
+) -> web.StreamResponse:
+    """A complete message, as JSON or replayed as events, whichever the client asked for."""
+    exchange.usage = usage_of(message)
+    if not exchange.stream:
+        return web.Response(body=orjson.dumps(message), content_type="application/json")
+    writer = writer_for(request, exchange, settings, hold=False)
+    await writer.send([message_start_event(message), *message_events(message)])
+    assert writer.response is not None
+    return writer.response
+
+
+def parse_completion(raw: bytes, context: ResponseContext) -> dict[str, Any]:
+    """An upstream's JSON completion; ErrorReply for a body that is not one, or that carries
+    an error (mapped with the request's own figures, for the overflow wording)."""
+    try:
+        completion = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ErrorReply(
+            AnthropicError(500, "api_error", "the upstream answered with a body that is not JSON")
+        ) from None
+    if not isinstance(completion, dict):
+        raise ErrorReply(
+            AnthropicError(500, "api_error", "the upstream answered with an unexpected body")
+        )
+    error = payload_error(completion, context)
+    if error is not None:
+        raise ErrorReply(error)
+    return completion

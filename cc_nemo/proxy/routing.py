@@ -27,7 +27,7 @@ def session_specs(settings: ProxySettings) -> list[ModelSpec]:
     return specs
 
 
-def resolve_model(settings: ProxySettings, name: str) -> ModelSpec | None:
+def model_for_request(settings: ProxySettings, name: str) -> ModelSpec | None:
     """Map a requested model name to a spec, or None when nothing matches.
 
     Order: the session's aliases and upstream ids, discovery ids, catalog aliases and ids,

@@ -16,14 +16,32 @@ from typing import Any
 
 from aiohttp import web
 
-from cc_nemo.proxy.replies import ProxyError
-from cc_nemo.translate.errors import AnthropicError, as_stream_error
+from cc_nemo.proxy.record import Exchange
+from cc_nemo.settings.runtime import ProxySettings
+from cc_nemo.translate.errors import AnthropicError, ErrorReply, as_stream_error
 from cc_nemo.translate.sse import encode_event
 
 # A floor under ping_interval, so a zero or negative setting can't become a busy loop.
 MIN_PING_INTERVAL = 0.05
 # Events that tell the client nothing about the answer: a retry may still follow them unseen.
 _SILENT_EVENTS = frozenset({"message_start", "ping"})
+
+
+def writer_for(
+    request: web.Request, exchange: Exchange, settings: ProxySettings, *, hold: bool
+) -> StreamWriter:
+    """The writer of one exchange's answer: it holds the status line until commit_timeout
+    (`hold`), or commits at the first write; errors it sends are recorded on the exchange."""
+
+    def record_error(error_type: str) -> None:
+        exchange.error_type = error_type
+
+    return StreamWriter(
+        request,
+        hold_until=exchange.started + (settings.commit_timeout if hold else 0.0),
+        ping_interval=settings.ping_interval,
+        on_error=record_error,
+    )
 
 
 def is_claude_code(request: web.Request) -> bool:
@@ -117,13 +135,13 @@ class StreamWriter:
 
     async def fail(self, error: AnthropicError) -> None:
         """A failure the proxy will not retry: a plain HTTP error while nothing is committed
-        (raised as ProxyError), else one `error` event that Claude Code retries if transient.
+        (raised as ErrorReply), else one `error` event that Claude Code retries if transient.
 
         Except after content, for Claude Code: it re-sends a turn whose stream ends early but
         gives up on an error event once content has arrived (measured with 2.1.332), so a
         transient failure there ends the body without `message_stop` instead."""
         if not self.committed:
-            raise ProxyError(error)
+            raise ErrorReply(error)
         error = as_stream_error(error)
         if self.content_sent and self.cut_short_to_retry and error.type == "overloaded_error":
             self._on_error(error.type)

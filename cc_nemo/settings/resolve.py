@@ -234,7 +234,7 @@ def build_catalog(config: Config) -> Catalog:
     return Catalog.build(config.user_models.values())
 
 
-def resolve_model(catalog: Catalog, name: str) -> ModelSpec:
+def require_model(catalog: Catalog, name: str) -> ModelSpec:
     """An alias, a cataloged upstream id, or any raw upstream id containing '/'."""
     try:
         return catalog.resolve(name)
@@ -295,11 +295,11 @@ def resolve_proxy_settings(
     # Models before credentials: a typo in the alias is the more likely mistake, and the
     # user should not be sent to `cc-proxy login` to find out about it.
     main_name = model_choice(model, ENV_MODEL, config.default_model).value or DEFAULT_MODEL_ALIAS
-    main_spec = resolve_model(catalog, main_name)
+    main_spec = require_model(catalog, main_name)
     small_name = model_choice(small_model, ENV_SMALL_MODEL, config.small_model).value
     subagent_name = model_choice(subagent_model, ENV_SUBAGENT_MODEL, config.subagent_model).value
-    small_spec = resolve_model(catalog, small_name) if small_name else main_spec
-    subagent_spec = resolve_model(catalog, subagent_name) if subagent_name else None
+    small_spec = require_model(catalog, small_name) if small_name else main_spec
+    subagent_spec = require_model(catalog, subagent_name) if subagent_name else None
     provider = resolve_provider(config)
     tunables = {**config.proxy, **overrides}
     allowed = {f.name for f in fields(ProxySettings)}

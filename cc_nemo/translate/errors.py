@@ -82,6 +82,15 @@ class AnthropicError:
         return {"type": "error", "error": {"type": self.type, "message": self.message}}
 
 
+class ErrorReply(Exception):
+    """Answer the client with this Anthropic error: a plain HTTP error while nothing is sent,
+    an SSE `error` event once a stream is committed (the proxy's outer middleware decides)."""
+
+    def __init__(self, error: AnthropicError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 # Statuses of failures that may pass if the same request is sent again.
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
 

@@ -18,7 +18,7 @@ from cc_nemo.settings.resolve import (
     normalize_base_url,
     normalize_gateway_url,
     provider_kind,
-    resolve_model,
+    require_model,
     resolve_provider,
     resolve_proxy_settings,
 )
@@ -211,26 +211,26 @@ def test_account_id_comes_from_the_environment_or_the_urls(
 def test_unknown_alias_lists_the_known_ones_and_how_to_add_one() -> None:
     catalog = build_catalog(Config())
     with pytest.raises(UserError) as caught:
-        resolve_model(catalog, "nemotorn")
+        require_model(catalog, "nemotorn")
     message = caught.value.message
     assert message.startswith("unknown model 'nemotorn'; known aliases: ")
     assert "nemotron" in message and "`cc-proxy models add`" in message
 
 
 def test_raw_upstream_id_with_a_slash_gets_an_ad_hoc_spec() -> None:
-    spec = resolve_model(build_catalog(Config()), "@cf/someone/new-model")
+    spec = require_model(build_catalog(Config()), "@cf/someone/new-model")
     assert (spec.model, spec.context_window) == ("@cf/someone/new-model", 128_000)
 
 
 def test_cataloged_upstream_id_resolves_to_its_alias() -> None:
-    spec = resolve_model(build_catalog(Config()), "@cf/moonshotai/kimi-k2.6")
+    spec = require_model(build_catalog(Config()), "@cf/moonshotai/kimi-k2.6")
     assert spec.alias == "kimi"
 
 
 def test_user_alias_resolves_and_overrides_a_builtin() -> None:
     mine = ModelSpec("kimi", "@cf/moonshotai/kimi-k2.7-code", 100_000, 10_000)
     catalog = build_catalog(Config(user_models={"kimi": mine}))
-    spec = resolve_model(catalog, "kimi")
+    spec = require_model(catalog, "kimi")
     assert (spec.model, spec.user_defined) == ("@cf/moonshotai/kimi-k2.7-code", True)
 
 

@@ -18,9 +18,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cc_nemo.proxy.app import INTERNAL_ERROR, create_app, start_proxy
-from cc_nemo.proxy.replies import ProxyError
-from cc_nemo.translate.errors import AnthropicError
+from cc_nemo.proxy.app import create_app, start_proxy
+from cc_nemo.proxy.middlewares import INTERNAL_ERROR
+from cc_nemo.translate.errors import AnthropicError, ErrorReply
 from cc_nemo.translate.request import MAX_NESTING_DEPTH
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import SESSION_TOKEN, ProxyUnderTest, proxy_settings
@@ -481,7 +481,7 @@ async def committed_routes(proxy: ProxyUnderTest) -> Any:
 
     async def proxy_error_after_commit(request: web.Request) -> web.StreamResponse:
         await start_sse(request)
-        raise ProxyError(AnthropicError(400, "invalid_request_error", "refused late"))
+        raise ErrorReply(AnthropicError(400, "invalid_request_error", "refused late"))
 
     async def bug_after_the_end(request: web.Request) -> web.StreamResponse:
         response = await start_sse(request)

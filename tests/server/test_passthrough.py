@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from cc_nemo.proxy.passthrough import PassthroughRewriter, fold_anthropic_sse
-from cc_nemo.proxy.replies import ProxyError
+from cc_nemo.translate.errors import ErrorReply
 from cc_nemo.translate.response import UpstreamErrorPayload
 from cc_nemo.translate.sse import MAX_EVENT_CHARS, SSEDecoder, SSEMessage
 from tests.fake_upstream import Reply, anthropic_events
@@ -63,7 +63,7 @@ def test_a_whole_stream_folds_into_its_message() -> None:
 @pytest.mark.parametrize("kept", [2, 4, 5])
 def test_a_stream_cut_before_message_delta_is_truncated_not_end_turn(kept: int) -> None:
     raw = "".join(anthropic_events("hello", model="m")[:kept]).encode()
-    with pytest.raises(ProxyError) as raised:
+    with pytest.raises(ErrorReply) as raised:
         fold_anthropic_sse(raw)
     error = raised.value.error
     assert (error.status, error.type, error.message) == (
@@ -75,7 +75,7 @@ def test_a_stream_cut_before_message_delta_is_truncated_not_end_turn(kept: int) 
 
 def test_a_stream_cut_inside_a_tool_input_is_truncated_not_empty_input() -> None:
     raw = "".join(tool_events(['{"path": "a.py", ', '"content": "pri'], ended=False)).encode()
-    with pytest.raises(ProxyError) as raised:
+    with pytest.raises(ErrorReply) as raised:
         fold_anthropic_sse(raw)
     assert raised.value.error.type == "api_error"
 
@@ -94,7 +94,7 @@ def test_a_whole_tool_input_is_parsed() -> None:
 
 def test_an_endless_line_is_an_api_error_not_unbounded_memory() -> None:
     raw = b"event: content_block_delta\ndata: " + b"x" * (MAX_EVENT_CHARS + 1)
-    with pytest.raises(ProxyError) as raised:
+    with pytest.raises(ErrorReply) as raised:
         fold_anthropic_sse(raw)
     assert raised.value.error.type == "api_error"
     assert "malformed" in raised.value.error.message

@@ -7,9 +7,10 @@ from dataclasses import replace
 
 import pytest
 
-from cc_nemo.proxy.app import is_loopback_host, token_matches
 from cc_nemo.proxy.ids import new_message_id, new_request_id, new_tool_id
-from cc_nemo.proxy.routing import resolve_model
+from cc_nemo.proxy.loopback import host_header_is_loopback as is_loopback_host
+from cc_nemo.proxy.middlewares import token_matches
+from cc_nemo.proxy.routing import model_for_request
 from cc_nemo.proxy.upstream import MAX_HONOURED_RETRY_AFTER, parse_retry_after, retry_delay
 from cc_nemo.proxy.usage import RequestRecord, SessionSummary, UsageLedger
 from cc_nemo.settings.catalog import Catalog, ad_hoc_spec
@@ -96,16 +97,16 @@ CATALOG = Catalog.build()
     ],
 )
 def test_model_names_resolve_to_the_session_specs(name: str, alias: str | None) -> None:
-    spec = resolve_model(SETTINGS, name)
+    spec = model_for_request(SETTINGS, name)
     assert (spec.alias if spec else None) == alias
 
 
 def test_subagent_alias_and_ad_hoc_main_model_resolve_exactly() -> None:
     ad_hoc = ad_hoc_spec("@cf/vendor/new-model")
     settings = replace(SETTINGS, main_model=ad_hoc, subagent_model=CATALOG.resolve("qwen3"))
-    assert resolve_model(settings, "@cf/vendor/new-model") == ad_hoc
-    assert resolve_model(settings, "claude-opus-5-5") == ad_hoc
-    assert resolve_model(settings, "qwen3").alias == "qwen3"
+    assert model_for_request(settings, "@cf/vendor/new-model") == ad_hoc
+    assert model_for_request(settings, "claude-opus-5-5") == ad_hoc
+    assert model_for_request(settings, "qwen3").alias == "qwen3"
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ def test_subagent_alias_and_ad_hoc_main_model_resolve_exactly() -> None:
         ("[::1]:443", True),
         ("[::1]", True),
         ("::1", True),
-        ("127.0.0.2", False),
+        ("127.0.0.2", True),
         ("localhost.evil.com", False),
         ("example.com:127", False),
         ("", False),

@@ -7,7 +7,7 @@ import tracemalloc
 import orjson
 import pytest
 
-from cc_nemo.proxy.exchange import exact_json
+from cc_nemo.proxy.bodies import exact_json
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,231 @@
+"""Calling the upstream for one exchange: retries within a budget, error replies mapped, bodies
+read whole or chunk by chunk with the stream writer's commits and pings on time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+
+from cc_nemo.proxy.bodies import clip_body, exact_json
+from cc_nemo.proxy.record import ErrorMapper, Exchange
+from cc_nemo.proxy.stream_writer import StreamWriter
+from cc_nemo.proxy.upstream import (
+    MAX_ERROR_BODY_BYTES,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamReply,
+    UpstreamTimeout,
+    retry_delay,
+)
+from cc_nemo.settings.runtime import ProxySettings
+from cc_nemo.translate.errors import (
+    AnthropicError,
+    ErrorReply,
+    connect_error,
+    timeout_error,
+)
+
+log = logging.getLogger("cc_nemo.proxy.exchange")
+
+_OVERFLOW_PREFIXES = ("prompt is too long", "input length and `max_tokens`")
+# An upstream 400 that names the tool choice: only then is a forced choice relaxed for good.
+_ABOUT_TOOL_CHOICE = re.compile(r"tool[ _-]?choice", re.IGNORECASE)
+
+
+class RetryBudget:
+    """Proxy-side retries left for one model: shared by every phase of its attempts."""
+
+    def __init__(self, retries: int) -> None:
+        self.used = 0
+        self.retries = retries
+
+    @property
+    def spent(self) -> bool:
+        return self.used >= self.retries
+
+
+class UpstreamCalls:
+    """The upstream as one exchange uses it (one per proxy, shared by all requests)."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        upstream: UpstreamClient,
+        *,
+        forced_tool_choice_rejected: set[str],
+    ) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        # Upstream model ids that rejected tool_choice "required" (docs/wire.md, "Request
+        # translation"): they get "auto" for the rest of the session.
+        self.forced_tool_choice_rejected = forced_tool_choice_rejected
+
+    def budget(self) -> RetryBudget:
+        return RetryBudget(self.settings.max_retries)
+
+    async def open(
+        self,
+        exchange: Exchange,
+        body: dict[str, Any],
+        headers: Mapping[str, str],
+        error_for: ErrorMapper,
+        budget: RetryBudget,
+    ) -> UpstreamReply:
+        """A 2xx upstream reply, retrying within `budget`; else ErrorReply."""
+        tool_choice_relaxed = False
+        encoded = exact_json(body)
+        while True:
+            if self.settings.log_bodies:
+                log.info("%s upstream request: %s", exchange.request_id, clip_body(encoded))
+            exchange.upstream_attempts += 1
+            try:
+                reply = await self.upstream.post(encoded, headers=headers)
+            except UpstreamConnectError as exc:
+                error = connect_error(str(exc))
+            except UpstreamTimeout as exc:
+                error = timeout_error(str(exc))
+            else:
+                if reply.ok:
+                    return reply
+                error, status = await self._read_error(reply, error_for)
+                log.warning(
+                    "%s upstream answered %d: %s", exchange.request_id, status, error.message
+                )
+                if not tool_choice_relaxed and _rejects_forced_tool_choice(status, body, error):
+                    # Some models crash on a forced tool choice: retry once with "auto" and
+                    # keep doing so for this model.
+                    tool_choice_relaxed = True
+                    self.forced_tool_choice_rejected.add(exchange.upstream_model)
+                    exchange.notes.append("tool_choice=required rejected; retried with auto")
+                    body = {**body, "tool_choice": "auto"}
+                    encoded = exact_json(body)
+                    continue
+            if error.retryable_upstream and await self.back_off(exchange, budget, error):
+                continue
+            raise ErrorReply(error)
+
+    async def back_off(
+        self, exchange: Exchange, budget: RetryBudget, error: AnthropicError
+    ) -> bool:
+        """Wait before a proxy-side retry; False when the budget is spent, or the upstream asked
+        for a wait long enough that Claude Code's own retry loop should own it."""
+        if budget.spent:
+            return False
+        delay = retry_delay(
+            budget.used, base_delay=self.settings.retry_base_delay, retry_after=error.retry_after
+        )
+        if delay is None:
+            return False
+        budget.used += 1
+        log.info(
+            "%s retrying upstream in %.2f s (%s: %s)",
+            exchange.request_id,
+            delay,
+            error.type,
+            error.message,
+        )
+        await asyncio.sleep(delay)
+        return True
+
+    async def _read_error(
+        self, reply: UpstreamReply, error_for: ErrorMapper
+    ) -> tuple[AnthropicError, int]:
+        try:
+            raw = await reply.read(limit=MAX_ERROR_BODY_BYTES)
+        except (UpstreamTimeout, aiohttp.ClientError, OSError):
+            raw = b""
+        finally:
+            reply.close()
+        return error_for(reply.status, raw, reply.retry_after), reply.status
+
+    async def read_reply(self, reply: UpstreamReply, exchange: Exchange) -> bytes:
+        """The whole reply body; ErrorReply for a timeout or a drop."""
+        try:
+            raw = await reply.read()
+        except UpstreamTimeout as exc:
+            raise ErrorReply(timeout_error(str(exc))) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise ErrorReply(dropped_error(exc)) from None
+        finally:
+            reply.close()
+        if self.settings.log_bodies:
+            log.info("%s upstream reply: %s", exchange.request_id, clip_body(raw))
+        return raw
+
+    async def chunks(
+        self, reply: UpstreamReply, writer: StreamWriter, exchange: Exchange
+    ) -> AsyncIterator[bytes]:
+        """Upstream body pieces as they come, with the writer's commits and pings on time;
+        raises UpstreamTimeout past the first-byte or read budget; ends quietly on EOF or a
+        drop (the translator then decides between a complete message and a truncation)."""
+        settings = self.settings
+        first_byte_deadline = exchange.started + settings.first_byte_timeout
+        last_data: float | None = None
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            while True:
+                if pending is None:
+                    pending = reply.next_chunk()
+                if last_data is None:
+                    deadline, budget = first_byte_deadline, settings.first_byte_timeout
+                else:
+                    deadline, budget = last_data + settings.read_timeout, settings.read_timeout
+                wake = min(deadline, writer.next_wake)
+                done, _ = await asyncio.wait({pending}, timeout=max(wake - time.monotonic(), 0))
+                if not done:
+                    if time.monotonic() >= deadline:
+                        raise UpstreamTimeout("data", budget)
+                    await writer.tick()
+                    continue
+                try:
+                    data = pending.result()
+                except (aiohttp.ClientError, OSError) as exc:
+                    log.warning("%s upstream dropped mid-body: %s", exchange.request_id, exc)
+                    exchange.notes.append("upstream dropped mid-body")
+                    return
+                pending = None
+                if not data:
+                    return
+                exchange.mark_first_byte()
+                last_data = time.monotonic()
+                # Data may flow while the translator holds it back (tool arguments are
+                # buffered): commit and ping on time all the same.
+                await writer.tick()
+                yield data
+        finally:
+            await discard(pending)
+
+
+def _rejects_forced_tool_choice(
+    status: int, body: Mapping[str, Any], error: AnthropicError
+) -> bool:
+    return (
+        status in (400, 422)
+        and body.get("tool_choice") == "required"
+        and bool(_ABOUT_TOOL_CHOICE.search(error.message))
+        and not error.message.startswith(_OVERFLOW_PREFIXES)
+    )
+
+
+def dropped_error(exc: BaseException) -> AnthropicError:
+    return AnthropicError(
+        500, "api_error", f"the upstream connection dropped while answering: {type(exc).__name__}"
+    )
+
+
+async def discard(future: asyncio.Future[Any] | None) -> None:
+    """Cancel a helper future if still running and consume its outcome (no stray warnings)."""
+    if future is None:
+        return
+    if not future.done():
+        future.cancel()
+        # wait() never raises the future's own exception; our own cancellation still propagates.
+        await asyncio.wait({future})
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,262 @@
+"""The middlewares every request passes: the outer one (request id, Anthropic-shaped errors,
+never a traceback, the log line and the ledger record), the loopback Host guard, and the
+session token check."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+
+from cc_nemo.proxy.ids import new_request_id
+from cc_nemo.proxy.keys import (
+    EXCHANGE,
+    HEAP_TRIMMER_KEY,
+    LEDGER_KEY,
+    MESSAGES_PATH,
+    REQUEST_ID,
+    SENT,
+    SETTINGS_KEY,
+)
+from cc_nemo.proxy.loopback import host_header_is_loopback
+from cc_nemo.proxy.memory import TRIM_AFTER_BODY_BYTES
+from cc_nemo.proxy.record import Exchange
+from cc_nemo.proxy.replies import error_response
+from cc_nemo.proxy.usage import RequestRecord
+from cc_nemo.translate.errors import AnthropicError, ErrorReply, as_stream_error, invalid_request
+from cc_nemo.translate.response import UpstreamErrorPayload
+from cc_nemo.translate.sse import encode_event
+
+log = logging.getLogger("cc_nemo.proxy.app")
+
+# Status recorded when the client went away before the answer was complete (nginx's 499).
+CLIENT_CLOSED = 499
+INTERNAL_ERROR = "internal proxy error (details in the cc-proxy log)"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def outer_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, Anthropic-shaped errors (never a traceback), the log line, the ledger."""
+    request_id = new_request_id()
+    request[REQUEST_ID] = request_id
+    request[SENT] = None
+    started = time.monotonic()
+    exchange: Exchange | None = None
+    if request.method == "POST" and request.path == MESSAGES_PATH:
+        exchange = Exchange(request_id=request_id, started=started)
+        request[EXCHANGE] = exchange
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except (ErrorReply, UpstreamErrorPayload) as exc:
+            # Both carry the Anthropic error to answer with: ours, or the upstream's own.
+            response = await _error_reply(request, exc.error, exchange)
+        except web.HTTPException as exc:
+            error = _http_exception_error(request, exc)
+            response = await _error_reply(request, error, exchange)
+        except web.RequestPayloadError as exc:
+            response = await _error_reply(request, _unreadable_body_error(exc), exchange)
+        except (asyncio.CancelledError, ConnectionResetError):
+            status = CLIENT_CLOSED
+            if exchange is not None:
+                exchange.client_gone = True
+            raise
+        except Exception:
+            log.exception("%s unhandled error", request_id)
+            error = AnthropicError(500, "api_error", INTERNAL_ERROR)
+            response = await _error_reply(request, error, exchange, internal=True)
+        status = CLIENT_CLOSED if exchange is not None and exchange.client_gone else response.status
+        return response
+    finally:
+        del request[SENT]
+        _finish(request, exchange, status, started)
+        if request.content.total_bytes >= TRIM_AFTER_BODY_BYTES:
+            request.app[HEAP_TRIMMER_KEY].soon()
+
+
+async def _error_reply(
+    request: web.Request,
+    error: AnthropicError,
+    exchange: Exchange | None,
+    *,
+    internal: bool = False,
+) -> web.StreamResponse:
+    """The error as a response of its own or, when a response has already begun, as the
+    end of that one: a second response would put a status line inside the chunked body."""
+    sent = request.get(SENT)
+    if sent is not None and sent.prepared:
+        # A bug of ours keeps its type (retrying it won't help); others as the writer sends them.
+        error = error if internal else as_stream_error(error)
+        if exchange is not None:
+            exchange.error_type = error.type
+        await _end_with_error(request, sent, error, exchange)
+        return sent
+    if exchange is not None:
+        exchange.error_type = error.type
+    return error_response(error, request[REQUEST_ID])
+
+
+async def _end_with_error(
+    request: web.Request,
+    sent: web.StreamResponse,
+    error: AnthropicError,
+    exchange: Exchange | None,
+) -> None:
+    if sent.content_type != "text/event-stream":
+        # No in-band way to say it: cut the connection so the body reads as incomplete.
+        if request.transport is not None:
+            request.transport.abort()
+        return
+    try:
+        await sent.write(encode_event(error.event()))
+        await sent.write_eof()
+    except ConnectionResetError:
+        if exchange is not None:
+            exchange.client_gone = True
+    except RuntimeError:
+        pass  # the stream had already ended: the client has its answer, nothing to add
+
+
+def _unreadable_body_error(exc: web.RequestPayloadError) -> AnthropicError:
+    """aiohttp's text quotes the body; ours names the likely cause only."""
+    if isinstance(exc.__cause__, ContentEncodingError):
+        return invalid_request("request body could not be decoded as its Content-Encoding says")
+    return invalid_request("request body could not be read (malformed chunked framing?)")
+
+
+def _http_exception_error(request: web.Request, exc: web.HTTPException) -> AnthropicError:
+    if exc.status == 413:
+        limit = request.app[SETTINGS_KEY].max_body_bytes
+        return AnthropicError(
+            413,
+            "request_too_large",
+            f"Request too large: the body exceeds the {limit // (1024 * 1024)} MiB limit",
+        )
+    if exc.status in (404, 405):
+        path = request.path if len(request.path) <= 200 else request.path[:200] + "…"
+        return AnthropicError(
+            404, "not_found_error", f"{request.method} {path} is not served by cc-proxy"
+        )
+    kind = "invalid_request_error" if exc.status < 500 else "api_error"
+    return AnthropicError(exc.status, kind, exc.reason or "request failed")
+
+
+def _finish(request: web.Request, exchange: Exchange | None, status: int, started: float) -> None:
+    duration_ms = (time.monotonic() - started) * 1000
+    request_id = request[REQUEST_ID]
+    if exchange is None:
+        log.info(
+            "%s %s %s status=%d duration_ms=%.0f",
+            request_id,
+            request.method,
+            request.path,
+            status,
+            duration_ms,
+        )
+        return
+    usage = exchange.usage
+    input_tokens = usage.input_tokens if usage else 0
+    output_tokens = usage.output_tokens if usage else 0
+    cached = usage.cache_read_input_tokens if usage else 0
+    error_type = exchange.error_type
+    if status == CLIENT_CLOSED and error_type is None:
+        error_type = "client_closed"
+    cost = exchange.spec.cost_usd(input_tokens, output_tokens, cached) if exchange.spec else 0.0
+    record = RequestRecord(
+        request_id=request_id,
+        model=exchange.requested_model,
+        upstream_model=exchange.upstream_model,
+        status=status,
+        stream=exchange.stream,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cached,
+        cost_usd=cost,
+        ttft_ms=exchange.ttft_ms,
+        duration_ms=duration_ms,
+        error_type=error_type,
+        fallback_from=exchange.fallback_from,
+        answered_by=exchange.spec.alias if exchange.fallback_from and exchange.spec else None,
+    )
+    request.app[LEDGER_KEY].record(record)
+    log.info(
+        "%s POST %s model=%s upstream=%s status=%d stream=%s in=%d out=%d cached=%d "
+        "ttft_ms=%s duration_ms=%.0f attempts=%d error=%s%s",
+        request_id,
+        MESSAGES_PATH,
+        record.model or "-",
+        record.upstream_model or "-",
+        status,
+        "yes" if record.stream else "no",
+        input_tokens,
+        output_tokens,
+        cached,
+        f"{record.ttft_ms:.0f}" if record.ttft_ms is not None else "-",
+        duration_ms,
+        exchange.upstream_attempts,
+        error_type or "-",
+        f" notes={'; '.join(exchange.notes)}" if exchange.notes else "",
+    )
+
+
+@web.middleware
+async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse requests addressed to another name: a web page can't reach us by DNS rebinding."""
+    if not request.app[SETTINGS_KEY].allow_remote and not host_header_is_loopback(
+        request.headers.get("Host")
+    ):
+        raise ErrorReply(
+            AnthropicError(
+                403,
+                "permission_error",
+                "cc-proxy only answers requests addressed to 127.0.0.1 or localhost",
+            )
+        )
+    return await handler(request)
+
+
+def _presented_tokens(request: web.Request) -> list[str]:
+    tokens = []
+    authorization = request.headers.get("Authorization", "")
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        tokens.append(credential.strip())
+    api_key = request.headers.get("x-api-key", "").strip()
+    if api_key:
+        tokens.append(api_key)
+    return tokens
+
+
+def token_matches(presented: str, expected: str) -> bool:
+    """Constant-time comparison of the bytes: aiohttp hands over header bytes that are not
+    UTF-8 as surrogate escapes, which surrogateescape turns back into those bytes."""
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Everything under /v1 needs the session token (Bearer or x-api-key)."""
+    if request.path == "/v1" or request.path.startswith("/v1/"):
+        expected = request.app[SETTINGS_KEY].session_token
+        # Check every presented credential, no early exit: timing says nothing about which.
+        matches = [token_matches(token, expected) for token in _presented_tokens(request)]
+        if not any(matches):
+            raise ErrorReply(
+                AnthropicError(
+                    401,
+                    "authentication_error",
+                    "invalid or missing cc-proxy session token (send it as "
+                    "'Authorization: Bearer <token>' or 'x-api-key')",
+                )
+            )
+    return await handler(request)
