@@ -1,0 +1,112 @@
+"""The request's tools in upstream terms: functions, cleaned schemas, tool names, tool_choice."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cc_nemo.settings.catalog import BUILTIN_MODELS, ModelQuirks, ModelSpec
+from cc_nemo.translate.names import upstream_tool_name
+from cc_nemo.translate.schema import sanitize_tool_schema
+
+
+@dataclass(frozen=True)
+class ToolOffer:
+    """What the upstream body gets for the request's tools, and what the reply side must know."""
+
+    # tools, tool_choice, parallel_tool_calls; empty when no tool is offered.
+    fields: dict[str, Any]
+    # The client's names of the offered tools, in order.
+    offered: tuple[str, ...]
+    forced: bool
+    disable_parallel: bool
+
+
+def offer_tools(request: Mapping, quirks: ModelQuirks, names: dict[str, str]) -> ToolOffer:
+    """Map the request's tools and tool_choice (docs/wire.md, "Request translation"), recording
+    each upstream name's client name in `names`."""
+    functions = _functions(request.get("tools"), names)
+    choice = request.get("tool_choice")
+    choice_kind = choice.get("type") if isinstance(choice, Mapping) else None
+    if choice_kind == "none":
+        functions = []
+    disable_parallel = bool(
+        isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use") is True
+    )
+    fields: dict[str, Any] = {}
+    forced = False
+    if functions:
+        fields["tools"] = functions
+        tool_choice = _tool_choice(choice, quirks, {f["function"]["name"] for f in functions})
+        if tool_choice is not None:
+            fields["tool_choice"] = tool_choice
+            forced = choice_kind in ("any", "tool")
+        if disable_parallel:
+            fields["parallel_tool_calls"] = False
+    return ToolOffer(
+        fields=fields,
+        offered=tuple(names[f["function"]["name"]] for f in functions),
+        forced=forced,
+        disable_parallel=disable_parallel,
+    )
+
+
+def map_name(name: str, names: dict[str, str]) -> str:
+    """The upstream name for a client tool name; the first client name seen for it wins."""
+    upstream = upstream_tool_name(name)
+    names.setdefault(upstream, name)
+    return upstream
+
+
+def no_tools_message(requested_model: str, spec: ModelSpec) -> str:
+    """Names tool-capable models, so the user can fix the choice instead of reading a cryptic
+    upstream failure."""
+    suggestions = [m.alias for m in BUILTIN_MODELS if m.tools and m.context_window >= 100_000][:4]
+    return (
+        f"model {requested_model!r} is served by {spec.model}, which does not support tool use, "
+        f"and this request offers tools; choose a tool-capable model such as "
+        f"{', '.join(suggestions)}"
+    )
+
+
+def _functions(tools: object, names: dict[str, str]) -> list[dict]:
+    """Custom tools as OpenAI functions; Anthropic server tools cannot run upstream: dropped."""
+    if not isinstance(tools, list):
+        return []
+    functions: list[dict] = []
+    seen: set[str] = set()
+    for tool in tools:
+        if not isinstance(tool, Mapping) or tool.get("type") not in (None, "custom"):
+            continue
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            continue
+        upstream = map_name(name, names)
+        if upstream in seen:
+            continue
+        seen.add(upstream)
+        function: dict[str, Any] = {"name": upstream}
+        description = tool.get("description")
+        if isinstance(description, str) and description.strip():
+            function["description"] = description
+        function["parameters"] = sanitize_tool_schema(tool.get("input_schema"))
+        functions.append({"type": "function", "function": function})
+    return functions
+
+
+def _tool_choice(choice: object, quirks: ModelQuirks, offered: set[str]) -> object | None:
+    if not isinstance(choice, Mapping):
+        return None
+    kind = choice.get("type")
+    if kind == "auto":
+        return "auto"
+    if kind == "any":
+        return quirks.tool_choice_any
+    if kind == "tool":
+        name = choice.get("name")
+        upstream = upstream_tool_name(name) if isinstance(name, str) and name else None
+        if upstream in offered:
+            return {"type": "function", "function": {"name": upstream}}
+        return quirks.tool_choice_any
+    return None
