@@ -98,15 +98,6 @@ class _Tally:
         return _tokens_from_counts(counts) + self.extra_tokens
 
 
-def estimate_text_tokens(text: str) -> int:
-    """Tokens of plain text by the calibrated character-class model above."""
-    if not text:
-        return 0
-    tally = _Tally()
-    tally.add(text)
-    return _tokens_from_counts(tally.counts)
-
-
 def _add_bytes(counts: list[int], data: bytes) -> None:
     """Add the UTF-8 text's letters-and-whitespace, digits, ASCII punctuation and non-ASCII
     characters to `counts`."""

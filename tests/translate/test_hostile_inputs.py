@@ -19,7 +19,7 @@ from cc_nemo.translate.request import (
     validate_request,
 )
 from cc_nemo.translate.schema import sanitize_schema, sanitize_tool_schema
-from cc_nemo.translate.tokens import estimate_text_tokens, estimate_tokens
+from cc_nemo.translate.tokens import estimate_tokens
 
 from .support import PLAIN, builtin
 
@@ -216,7 +216,9 @@ def test_token_estimate_counts_long_texts_in_slices_like_one_piece() -> None:
         + 0.45 * text.count(",")
         + 1.0 * (text.count("é") + text.count("🌍"))
     )
-    assert estimate_text_tokens(text) == round(expected)
+    overhead = estimate_tokens({"messages": [{"role": "user", "content": ""}]})
+    request = {"messages": [{"role": "user", "content": text}]}
+    assert estimate_tokens(request) == round(expected) + overhead
 
 
 def test_token_estimate_survives_values_orjson_refuses() -> None:

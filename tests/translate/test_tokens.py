@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 
 from cc_nemo.translate import estimate_tokens
-from cc_nemo.translate.tokens import estimate_text_tokens
 
 FIXTURE = Path(__file__).parent / "fixtures" / "claude_code_2_1_330_read_turn.json"
+
+
+def text_tokens(text: str) -> int:
+    """The estimate for one text alone: a one-message request less its fixed overheads."""
+    empty = estimate_tokens({"messages": [{"role": "user", "content": ""}]})
+    return estimate_tokens({"messages": [{"role": "user", "content": text}]}) - empty
 
 
 def cat_n_python_file(lines: int = 500) -> str:
@@ -40,7 +45,7 @@ def test_500_line_cat_n_file_of_40kb_stays_under_claude_codes_read_gate() -> Non
     ],
 )
 def test_estimate_is_close_to_real_tokenizers(text: str, low: float, high: float) -> None:
-    assert low <= estimate_text_tokens(text) <= high
+    assert low <= text_tokens(text) <= high
 
 
 def test_real_claude_code_request_estimate_is_plausible() -> None:
@@ -138,5 +143,5 @@ def test_a_request_counts_as_its_texts_joined_by_newlines(texts: list[str]) -> N
     request = {
         "messages": [{"role": "user", "content": [{"type": "text", "text": t} for t in texts]}]
     }
-    overhead = estimate_tokens({"messages": [{"role": "user", "content": []}]})
-    assert estimate_tokens(request) == estimate_text_tokens("\n".join(texts)) + overhead
+    joined = {"messages": [{"role": "user", "content": "\n".join(texts)}]}
+    assert estimate_tokens(request) == estimate_tokens(joined)
