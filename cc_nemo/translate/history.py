@@ -1,4 +1,4 @@
-"""The conversation as OpenAI messages: system prompt, turns in order, repaired tool calls."""
+"""The conversation as OpenAI messages: system prompt, turns, tool-call repairs, content blocks."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cc_nemo.settings.catalog import ModelSpec
-from cc_nemo.translate.content import (
-    block_texts,
-    content_blocks,
-    image_part,
-    rendered_text,
-    text_part,
-    tool_result_content,
-)
 from cc_nemo.translate.json_repair import compact_json
 from cc_nemo.translate.tools import map_name
 
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+IMAGE_OMITTED = "[image omitted]"
+IMAGE_ATTACHED = "[image attached below]"
+NO_TOOL_OUTPUT = "(no output)"
 NO_TOOL_RESULT = "(no result)"
 
 
@@ -26,14 +21,14 @@ def split_prefill(messages: list[dict]) -> tuple[list[dict], str]:
     """A final assistant message without tool_use is a prefill: removed, its text starts the
     reply (vLLM's `continue_final_message` is not relied on)."""
     if len(messages) > 1 and _is_prefill(messages[-1]):
-        return messages[:-1], "\n\n".join(block_texts(content_blocks(messages[-1]["content"])))
+        return messages[:-1], "\n\n".join(_block_texts(_content_blocks(messages[-1]["content"])))
     return messages, ""
 
 
 def _is_prefill(message: Mapping) -> bool:
     if message["role"] != "assistant":
         return False
-    return not any(block.get("type") == "tool_use" for block in content_blocks(message["content"]))
+    return not any(block.get("type") == "tool_use" for block in _content_blocks(message["content"]))
 
 
 def upstream_messages(
@@ -112,11 +107,11 @@ def _history(messages: Sequence[Mapping], spec: ModelSpec, names: dict[str, str]
     turns: list[_Turn] = []
     for position, message in enumerate(messages):
         role = message["role"]
-        blocks = content_blocks(message["content"])
+        blocks = _content_blocks(message["content"])
         if role == "system":
-            text = "\n\n".join(block_texts(blocks))
+            text = "\n\n".join(_block_texts(blocks))
             if text.strip():
-                turns.append(_UserTurn([text_part(_system_reminder(text))]))
+                turns.append(_UserTurn([_text_part(_system_reminder(text))]))
         elif role == "user":
             tool_turns, user = _user_turns(blocks, spec)
             turns.extend(tool_turns)
@@ -147,7 +142,7 @@ def _last_human_turn(messages: Sequence[Mapping]) -> int:
     for position in range(len(messages) - 1, -1, -1):
         message = messages[position]
         if message["role"] == "user" and any(
-            _is_human_block(block) for block in content_blocks(message["content"])
+            _is_human_block(block) for block in _content_blocks(message["content"])
         ):
             return position
     return -1
@@ -170,21 +165,21 @@ def _user_turns(blocks: list[Mapping], spec: ModelSpec) -> tuple[list[_ToolTurn]
         if kind == "text":
             text = block.get("text")
             if isinstance(text, str) and text:
-                user.parts.append(text_part(text))
+                user.parts.append(_text_part(text))
         elif kind == "tool_result":
-            content, images = tool_result_content(block, spec)
+            content, images = _tool_result_content(block, spec)
             tool_turns.append(_ToolTurn(str(block.get("tool_use_id") or ""), content))
             queued_images.extend(images)
         elif kind == "image":
-            user.parts.append(image_part(block, spec))
+            user.parts.append(_image_part(block, spec))
         elif kind == "mid_conv_system":
-            text = "\n\n".join(block_texts(content_blocks(block.get("content"))))
+            text = "\n\n".join(_block_texts(_content_blocks(block.get("content"))))
             if text.strip():
-                user.parts.append(text_part(_system_reminder(text)))
+                user.parts.append(_text_part(_system_reminder(text)))
         else:
-            text = rendered_text(block)
+            text = _rendered_text(block)
             if text:
-                user.parts.append(text_part(text))
+                user.parts.append(_text_part(text))
     user.parts.extend(queued_images)
     return tool_turns, user
 
@@ -224,7 +219,7 @@ def _assistant_turn(
     return turn
 
 
-# --- repairs ----------------------------------------------------------------------------
+# --- repairs, rendering ------------------------------------------------------------------
 
 
 def _pair_tool_results(turns: list[_Turn]) -> list[_Turn]:
@@ -250,7 +245,9 @@ def _pair_tool_results(turns: list[_Turn]) -> list[_Turn]:
                 unanswered.remove(turn.call_id)
                 out.append(turn)
             else:
-                orphan = _UserTurn([text_part(f"[tool result for {turn.call_id}]: {turn.content}")])
+                orphan = _UserTurn(
+                    [_text_part(f"[tool result for {turn.call_id}]: {turn.content}")]
+                )
                 (deferred if unanswered else out).append(orphan)
         elif unanswered:
             deferred.append(turn)
@@ -288,3 +285,117 @@ def _render(turn: _Turn, spec: ModelSpec) -> dict:
     if reasoning_field and turn.reasoning:
         message[reasoning_field] = "\n\n".join(turn.reasoning)
     return message
+
+
+# --- content blocks ---------------------------------------------------------------------
+
+
+def _content_blocks(content: object) -> list[Mapping]:
+    """A string content equals one text block; non-object items are dropped."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if isinstance(content, list):
+        return [
+            {"type": "text", "text": item} if isinstance(item, str) else item
+            for item in content
+            if isinstance(item, Mapping | str)
+        ]
+    return []
+
+
+def _block_texts(blocks: list[Mapping]) -> list[str]:
+    return [
+        block["text"]
+        for block in blocks
+        if block.get("type") == "text" and isinstance(block.get("text"), str) and block["text"]
+    ]
+
+
+def _text_part(text: str) -> dict:
+    return {"type": "text", "text": text}
+
+
+def _image_part(block: Mapping, spec: ModelSpec) -> dict:
+    """An `image_url` part, or a placeholder text for models without vision."""
+    url = _image_url(block) if spec.vision else None
+    if url is None:
+        return _text_part(IMAGE_OMITTED)
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _image_url(block: Mapping) -> str | None:
+    source = block.get("source")
+    if not isinstance(source, Mapping):
+        return None
+    if source.get("type") == "base64" and isinstance(source.get("data"), str):
+        media_type = source.get("media_type") or "image/png"
+        return f"data:{media_type};base64,{source['data']}"
+    if source.get("type") == "url" and isinstance(source.get("url"), str):
+        return source["url"]
+    return None
+
+
+def _tool_result_content(block: Mapping, spec: ModelSpec) -> tuple[str, list[dict]]:
+    """Tool messages carry text only (docs/wire.md, "Request translation", History 2): images
+    become a pointer to the user message, and are returned to go there."""
+    content = block.get("content")
+    images: list[dict] = []
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        pieces: list[str] = []
+        for item in _content_blocks(content):
+            if item.get("type") == "image":
+                if spec.vision and _image_url(item):
+                    pieces.append(IMAGE_ATTACHED)
+                    images.append(_image_part(item, spec))
+                else:
+                    pieces.append(IMAGE_OMITTED)
+            else:
+                rendered = _rendered_text(item)
+                if rendered:
+                    pieces.append(rendered)
+        text = "\n".join(pieces)
+    else:
+        text = ""
+    if not text.strip():
+        text = NO_TOOL_OUTPUT
+    if block.get("is_error") is True:
+        text = "Error: " + text
+    return text, images
+
+
+def _rendered_text(block: Mapping) -> str:
+    """Text for the block kinds that carry readable content; "" for everything else."""
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return text if isinstance(text, str) else ""
+    if kind == "tool_reference":
+        return f"[tool loaded: {block.get('tool_name') or block.get('name') or 'unknown'}]"
+    if kind == "search_result":
+        header = " — ".join(
+            str(block[key]) for key in ("title", "source") if isinstance(block.get(key), str)
+        )
+        body = "\n".join(_block_texts(_content_blocks(block.get("content"))))
+        return "\n".join(piece for piece in (header, body) if piece)
+    if kind == "document":
+        return _document_text(block)
+    return ""
+
+
+def _document_text(block: Mapping) -> str:
+    source = block.get("source")
+    title = block.get("title") if isinstance(block.get("title"), str) else None
+    body = ""
+    if isinstance(source, Mapping):
+        if source.get("type") == "text" and isinstance(source.get("data"), str):
+            body = source["data"]
+        elif source.get("type") == "content":
+            body = "\n".join(_block_texts(_content_blocks(source.get("content"))))
+        elif source.get("type") == "url" and isinstance(source.get("url"), str):
+            body = f"[document: {source['url']}]"
+        else:
+            body = "[document omitted: this model cannot read PDF attachments]"
+    header = f"Document: {title}" if title else ""
+    return "\n".join(piece for piece in (header, body) if piece)
