@@ -7,17 +7,16 @@ command-line requests, so it opens a session per call and reads small bodies onl
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from cc_nemo.errors import UserError
+from cc_nemo.translate.cloudflare_errors import parse_error_envelope
 
 DEFAULT_CF_API_BASE = "https://api.cloudflare.com/client/v4"
 ENV_CF_API_BASE = "CC_PROXY_CF_API_BASE"
 _MAX_BODY = 4 * 1024 * 1024
-_CODE_IN_TEXT = re.compile(r"\b(\d{3,5})\s*:")
 
 
 def cf_api_base() -> str:
@@ -40,41 +39,9 @@ class Reply:
 
 
 def error_details(body: Any) -> tuple[tuple[int, ...], str]:
-    """Codes and first message from any Cloudflare/OpenAI/Anthropic error body shape.
-
-    Order as in Cloudflare's own parser: v4 `errors[]`, AI Gateway `error[]`,
-    OpenAI/Anthropic `error{}`, a bare `error` string, then `message`.
-    """
-    if isinstance(body, str):
-        return tuple(int(c) for c in _CODE_IN_TEXT.findall(body)), body.strip()
-    if not isinstance(body, dict):
-        return (), ""
-    entries: list[Any] = []
-    for key in ("errors", "error"):
-        value = body.get(key)
-        if isinstance(value, list):
-            entries.extend(value)
-        elif isinstance(value, dict):
-            entries.append(value)
-        elif isinstance(value, str) and value:
-            entries.append({"message": value})
-    if not entries and isinstance(body.get("message"), str):
-        entries.append({"message": body["message"]})
-    codes: list[int] = []
-    messages: list[str] = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        code = entry.get("code")
-        if isinstance(code, int) and not isinstance(code, bool):
-            codes.append(code)
-        elif isinstance(code, str) and code.isdigit():
-            codes.append(int(code))
-        message = entry.get("message")
-        if isinstance(message, str) and message:
-            messages.append(message)
-            codes.extend(int(c) for c in _CODE_IN_TEXT.findall(message))
-    return tuple(codes), (messages[0] if messages else "")
+    """Codes and first message from any Cloudflare/OpenAI/Anthropic error body shape."""
+    envelope = parse_error_envelope(body)
+    return envelope.codes, envelope.message
 
 
 async def request(

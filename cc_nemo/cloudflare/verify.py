@@ -15,14 +15,22 @@ from cc_nemo.errors import UserError
 from cc_nemo.settings.catalog import ModelSpec
 from cc_nemo.settings.credentials import redact
 from cc_nemo.settings.runtime import ProviderSettings
+from cc_nemo.translate.cloudflare_errors import (
+    CAPACITY,
+    CLOUDFLARE_AUTH,
+    COULD_NOT_ROUTE,
+    DAILY_QUOTA,
+    GATEWAY_AUTH,
+    NO_SUCH_GATEWAY,
+    PERMISSION_CODES,
+    RATE_LIMIT,
+)
 
-GATEWAY_AUTH_FAILED = 2009
-NO_SUCH_GATEWAY = 2001
-COULD_NOT_ROUTE = 7003
-WORKERS_AI_AUTH_FAILED = 10000
 # Answers that prove the credentials were accepted even though the test did not complete:
 # capacity and rate limits, and account or model restrictions checked after auth.
-_ACCEPTED_DESPITE_ERROR = {3040, 3021, 3036, 5018, 3041, 5016, 5035, 5007, 3042, 5006, 8001}
+_ACCEPTED_DESPITE_ERROR = (
+    {CAPACITY, RATE_LIMIT, DAILY_QUOTA, 3042, 5006, 8001, 5007} | PERMISSION_CODES
+) - {3023}
 _SKIP_HINT = "; fix it and log in again, or skip this check with --no-verify"
 
 
@@ -57,7 +65,7 @@ def gateway_verdict(reply: Reply, model_id: str, *, has_api_token: bool) -> str:
     if reply.ok:
         return f"credentials verified: {model_id} answered"
     codes = set(reply.error_codes)
-    if GATEWAY_AUTH_FAILED in codes:
+    if GATEWAY_AUTH in codes:
         raise UserError(
             f"the AI Gateway token was rejected (cf-aig-authorization, code 2009{detail}); "
             "create one under AI Gateway → your gateway → Settings → Authentication" + _SKIP_HINT
@@ -71,7 +79,7 @@ def gateway_verdict(reply: Reply, model_id: str, *, has_api_token: bool) -> str:
             f"the gateway URL could not be routed (HTTP {reply.status}{detail}): "
             "check the account id and gateway name" + _SKIP_HINT
         )
-    workers_ai_refused = reply.status in (401, 403) or WORKERS_AI_AUTH_FAILED in codes
+    workers_ai_refused = reply.status in (401, 403) or CLOUDFLARE_AUTH in codes
     if workers_ai_refused and not codes & _ACCEPTED_DESPITE_ERROR:
         if has_api_token:
             raise UserError(

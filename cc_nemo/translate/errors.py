@@ -9,10 +9,23 @@ from typing import Any
 
 import orjson
 
+from cc_nemo.translate.cloudflare_errors import (
+    CAPACITY,
+    CLOUDFLARE_AUTH,
+    DAILY_QUOTA,
+    GATEWAY_AUTH,
+    NOT_FOUND_CODES,
+    PERMISSION_CODES,
+    RATE_LIMIT,
+    SERVER_CODES,
+    TIMEOUT_CODES,
+    TOO_LARGE_CODES,
+    as_int,
+    parse_error_envelope,
+)
+
 _MAX_UPSTREAM_TEXT = 600
 
-# Cloudflare binding errors read "3040: Capacity temporarily exceeded".
-_CODE_IN_TEXT = re.compile(r"\b(\d{3,5})\s*:")
 _CONTEXT_OVERFLOW = re.compile(
     r"maximum context length|context length|context window|too many tokens|"
     r"prompt is too long|exceeds the model",
@@ -36,26 +49,6 @@ _OUTPUT_PATTERNS = (
     re.compile(r"requested (\d+) output tokens", re.IGNORECASE),
     re.compile(r"(\d+) tokens for the completion", re.IGNORECASE),
     re.compile(r"(\d+) in the completion", re.IGNORECASE),
-)
-
-_CAPACITY = 3040
-_RATE_LIMIT = 3021
-_DAILY_QUOTA = 3036
-_GATEWAY_AUTH = 2009
-_CLOUDFLARE_AUTH = 10000
-_PERMISSION_CODES = frozenset({5018, 5016, 3023, 3041, 5035})
-_NOT_FOUND_CODES = frozenset({3042, 7003, 7001, 2001, 2008})
-_TIMEOUT_CODES = frozenset({3007, 3008})
-_TOO_LARGE_CODES = frozenset({3006})
-_SERVER_CODES = frozenset({7009})
-_KNOWN_CODES = (
-    {_CAPACITY, _RATE_LIMIT, _DAILY_QUOTA, _GATEWAY_AUTH, _CLOUDFLARE_AUTH}
-    | _PERMISSION_CODES
-    | _NOT_FOUND_CODES
-    | _TIMEOUT_CODES
-    | _TOO_LARGE_CODES
-    | _SERVER_CODES
-    | {5006, 8001, 8006, 5004, 3003, 5007}
 )
 
 
@@ -145,14 +138,9 @@ def map_upstream_error(
     max_tokens: int | None = None,
 ) -> AnthropicError:
     """Map an upstream HTTP error (status + raw body) to the error Claude Code should see."""
-    text, envelope_code = _parse_error_body(body)
-    code = envelope_code if envelope_code in _KNOWN_CODES else None
-    if code is None:
-        match = _CODE_IN_TEXT.search(text)
-        if match and int(match.group(1)) in _KNOWN_CODES:
-            code = int(match.group(1))
-    if code is None and envelope_code is not None and envelope_code >= 1000:
-        code = envelope_code
+    envelope = parse_error_envelope(body)
+    text = _clip(envelope.message)
+    code = envelope.known_code()
 
     if _is_context_overflow(status, code, text):
         return _context_overflow_error(text, estimated_input_tokens, context_window, max_tokens)
@@ -160,43 +148,43 @@ def map_upstream_error(
     prefix = f"Upstream (Workers AI {code}): " if code is not None else f"Upstream {status}: "
     detail = prefix + (text or "no error details")
 
-    if code == _CAPACITY:
+    if code == CAPACITY:
         return AnthropicError(
             529, "overloaded_error", detail, retry_after=retry_after, retryable_upstream=True
         )
-    if code == _RATE_LIMIT:
+    if code == RATE_LIMIT:
         return AnthropicError(
             429, "rate_limit_error", detail, retry_after=retry_after, retryable_upstream=True
         )
-    if code == _DAILY_QUOTA:
+    if code == DAILY_QUOTA:
         # 402 rather than 429: the SDK would otherwise retry a quota that only resets tomorrow.
         return AnthropicError(
             402,
             "billing_error",
             detail + " (the daily free Workers AI allocation is used up; retrying will not help)",
         )
-    if code == _GATEWAY_AUTH:
+    if code == GATEWAY_AUTH:
         return AnthropicError(
             401,
             "authentication_error",
             detail
             + " (the AI Gateway token was rejected; check the gateway's authentication token)",
         )
-    if code == _CLOUDFLARE_AUTH:
+    if code == CLOUDFLARE_AUTH:
         return AnthropicError(
             401,
             "authentication_error",
             detail + " (the Cloudflare API token was rejected; check it has Workers AI permission)",
         )
-    if code in _PERMISSION_CODES:
+    if code in PERMISSION_CODES:
         return AnthropicError(403, "permission_error", detail)
-    if code in _NOT_FOUND_CODES:
+    if code in NOT_FOUND_CODES:
         return AnthropicError(404, "not_found_error", detail)
-    if code in _TIMEOUT_CODES:
+    if code in TIMEOUT_CODES:
         return AnthropicError(504, "timeout_error", detail)
-    if code in _TOO_LARGE_CODES:
+    if code in TOO_LARGE_CODES:
         return AnthropicError(413, "request_too_large", detail)
-    if code in _SERVER_CODES:
+    if code in SERVER_CODES:
         return AnthropicError(500, "api_error", detail, retryable_upstream=True)
     return _map_by_status(status, detail, retry_after)
 
@@ -218,7 +206,7 @@ def stream_error_from_chunk(
         chunk.get("code"),
         error.get("status") if isinstance(error, Mapping) else None,
     ):
-        number = _as_int(candidate)
+        number = as_int(candidate)
         if number is not None and 400 <= number <= 599:
             status = number
             break
@@ -273,7 +261,7 @@ def _map_by_status(status: int, detail: str, retry_after: str | None) -> Anthrop
 def _is_context_overflow(status: int, code: int | None, text: str) -> bool:
     if status in (401, 403, 404, 429) or status >= 500:
         return False
-    if code in (_CAPACITY, _RATE_LIMIT, _DAILY_QUOTA):
+    if code in (CAPACITY, RATE_LIMIT, DAILY_QUOTA):
         return False
     return bool(_CONTEXT_OVERFLOW.search(text))
 
@@ -304,46 +292,6 @@ def _first_number(patterns: tuple[re.Pattern[str], ...], text: str) -> int | Non
         match = pattern.search(text)
         if match:
             return int(match.group(1))
-    return None
-
-
-def _parse_error_body(body: bytes | str) -> tuple[str, int | None]:
-    """Error text and code, in Cloudflare's parser order: errors[0] → error[0] → error → message."""
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes | bytearray) else str(body)
-    try:
-        parsed = orjson.loads(raw) if raw.strip() else None
-    except orjson.JSONDecodeError:
-        parsed = None
-    if not isinstance(parsed, Mapping):
-        return _clip(raw.strip()), None
-    message: Any = None
-    code: Any = None
-    errors = parsed.get("errors")
-    error = parsed.get("error")
-    if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
-        message, code = errors[0].get("message"), errors[0].get("code")
-    elif isinstance(error, list) and error and isinstance(error[0], Mapping):
-        message, code = error[0].get("message"), error[0].get("code")
-    elif isinstance(error, Mapping):
-        message, code = error.get("message"), error.get("code")
-    elif isinstance(error, str) and error:
-        message = error
-    if not message:
-        message = parsed.get("message") or parsed.get("detail")
-    if code is None:
-        code = parsed.get("code")
-    if not isinstance(message, str) or not message:
-        message = raw.strip()
-    return _clip(message), _as_int(code)
-
-
-def _as_int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None
 
 
