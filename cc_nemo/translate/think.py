@@ -1,4 +1,5 @@
-"""Incremental splitter for reasoning inlined in `content` (WIRE.md B.4).
+"""Incremental splitter for reasoning inlined in `content` (docs/wire.md, "The stream state
+machine": think tags).
 
 Handles `<think>…</think>` (Qwen, QwQ), the R1-distill form that starts inside the think
 block and only closes it with `</think>`, and Gemma 4's `<|channel>thought … <channel|>`.
@@ -33,11 +34,6 @@ class ThinkTagSplitter:
         self._buffer = ""
         self._close_tag = _R1_CLOSE
         self._state = _State.OPENING_THINK if starts_in_think else _State.BEFORE_ANY
-
-    @property
-    def holding(self) -> bool:
-        """Whether some content is held back waiting for more."""
-        return bool(self._buffer)
 
     def feed(self, text: str) -> list[Segment]:
         """Split one fragment; a partial tag at its end waits for the next fragment."""
