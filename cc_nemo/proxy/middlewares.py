@@ -29,7 +29,6 @@ from cc_nemo.proxy.record import Exchange
 from cc_nemo.proxy.replies import error_response
 from cc_nemo.proxy.usage import RequestRecord
 from cc_nemo.translate.errors import AnthropicError, ErrorReply, as_stream_error, invalid_request
-from cc_nemo.translate.response import UpstreamErrorPayload
 from cc_nemo.translate.sse import encode_event
 
 log = logging.getLogger("cc_nemo.proxy.app")
@@ -56,8 +55,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         try:
             response = await handler(request)
-        except (ErrorReply, UpstreamErrorPayload) as exc:
-            # Both carry the Anthropic error to answer with: ours, or the upstream's own.
+        except ErrorReply as exc:
             response = await _error_reply(request, exc.error, exchange)
         except web.HTTPException as exc:
             error = _http_exception_error(request, exc)

@@ -133,7 +133,7 @@ def fold_anthropic_sse(raw: bytes) -> dict[str, Any]:
 
     ErrorReply (500 api_error) when the stream stops before message_delta/message_stop: a
     cut-off answer must not reach the client as a complete `end_turn` message. The upstream's
-    own error event, or a tool input that is not valid JSON, raises UpstreamErrorPayload."""
+    own error event, or a tool input that is not valid JSON, raises ErrorReply too."""
     decoder = SSEDecoder()
     accumulator = MessageAccumulator()
     try:

@@ -1,9 +1,11 @@
-"""Pure Anthropic Messages ⇄ OpenAI Chat Completions translation (WIRE.md section D)."""
+"""Pure Anthropic Messages ⇄ OpenAI Chat Completions translation: every rule in docs/wire.md,
+as functions and one stream state machine, with no I/O, no clock and no globals."""
 
 from __future__ import annotations
 
 from cc_nemo.translate.errors import (
     AnthropicError,
+    ErrorReply,
     connect_error,
     invalid_request,
     map_upstream_error,
@@ -18,7 +20,7 @@ from cc_nemo.translate.request import (
     translate_request,
     validate_request,
 )
-from cc_nemo.translate.response import UpstreamErrorPayload, fold_events, translate_completion
+from cc_nemo.translate.response import fold_events, translate_completion
 from cc_nemo.translate.sse import SSEDecoder, SSEMessage, encode_event
 from cc_nemo.translate.stream import StreamTranslator
 from cc_nemo.translate.tokens import estimate_tokens
@@ -26,13 +28,13 @@ from cc_nemo.translate.usage import Usage, usage_from_openai
 
 __all__ = [
     "AnthropicError",
+    "ErrorReply",
     "InvalidRequest",
     "ResponseContext",
     "SSEDecoder",
     "SSEMessage",
     "StreamTranslator",
     "TranslatedRequest",
-    "UpstreamErrorPayload",
     "Usage",
     "clamp_max_tokens",
     "connect_error",

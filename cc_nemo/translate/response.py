@@ -11,27 +11,19 @@ from typing import Any
 
 import orjson
 
-from cc_nemo.translate.errors import AnthropicError
+from cc_nemo.translate.errors import AnthropicError, ErrorReply
 from cc_nemo.translate.request import ResponseContext
 from cc_nemo.translate.stream import StreamTranslator, payload_error
-
-
-class UpstreamErrorPayload(Exception):
-    """A 200 response whose body is an error, not a completion; answer with `.error`."""
-
-    def __init__(self, error: AnthropicError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def translate_completion(
     completion: Mapping, ctx: ResponseContext, *, message_id: str, new_tool_id: Callable[[], str]
 ) -> dict:
-    """The Anthropic Message for one non-streamed completion; raises UpstreamErrorPayload."""
+    """The Anthropic Message for one non-streamed completion; raises ErrorReply."""
     completion = _unwrap_envelope(completion)
     error = payload_error(completion, ctx)
     if error is not None:
-        raise UpstreamErrorPayload(error)
+        raise ErrorReply(error)
     translator = StreamTranslator(ctx, message_id=message_id, new_tool_id=new_tool_id)
     return fold_events(completion_events(translator, completion))
 
@@ -170,17 +162,17 @@ class MessageAccumulator:
                 self._invalid_input = index
 
     def result(self) -> dict[str, Any]:
-        """The message; UpstreamErrorPayload for an error event, a stream that never started
+        """The message; ErrorReply for an error event, a stream that never started
         or a tool input that is not valid JSON."""
         if self.error is not None:
             kind = str(self.error.get("type") or "api_error")
-            raise UpstreamErrorPayload(
+            raise ErrorReply(
                 AnthropicError(
                     STATUS_FOR_ERROR_TYPE.get(kind, 500), kind, str(self.error.get("message", ""))
                 )
             )
         if self.message is None:
-            raise UpstreamErrorPayload(
+            raise ErrorReply(
                 AnthropicError(500, "api_error", "the upstream stream ended before a message")
             )
         for index, _field in list(self._parts):
@@ -188,7 +180,7 @@ class MessageAccumulator:
         for index in list(self._json):
             self._close_block(index)
         if self._invalid_input is not None:
-            raise UpstreamErrorPayload(
+            raise ErrorReply(
                 AnthropicError(
                     500,
                     "api_error",

@@ -11,7 +11,6 @@ import pytest
 
 from cc_nemo.proxy.passthrough import PassthroughRewriter, fold_anthropic_sse
 from cc_nemo.translate.errors import ErrorReply
-from cc_nemo.translate.response import UpstreamErrorPayload
 from cc_nemo.translate.sse import MAX_EVENT_CHARS, SSEDecoder, SSEMessage
 from tests.fake_upstream import Reply, anthropic_events
 from tests.fixtures import MakeProxy
@@ -82,7 +81,7 @@ def test_a_stream_cut_inside_a_tool_input_is_truncated_not_empty_input() -> None
 
 def test_a_finished_stream_with_a_broken_tool_input_is_an_error() -> None:
     raw = "".join(tool_events(['{"path": "a.py", "con'])).encode()
-    with pytest.raises(UpstreamErrorPayload) as raised:
+    with pytest.raises(ErrorReply) as raised:
         fold_anthropic_sse(raw)
     assert (raised.value.error.status, raised.value.error.type) == (500, "api_error")
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cc_nemo.translate.response import MessageAccumulator, UpstreamErrorPayload, fold_events
+from cc_nemo.translate.errors import ErrorReply
+from cc_nemo.translate.response import MessageAccumulator, fold_events
 
 START = {
     "type": "message_start",
@@ -23,13 +24,13 @@ START = {
 
 def test_an_error_event_becomes_the_error_to_answer_with() -> None:
     error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
-    with pytest.raises(UpstreamErrorPayload) as raised:
+    with pytest.raises(ErrorReply) as raised:
         fold_events([START, error])
     assert (raised.value.error.status, raised.value.error.type) == (529, "overloaded_error")
 
 
 def test_a_stream_without_message_start_is_an_api_error() -> None:
-    with pytest.raises(UpstreamErrorPayload) as raised:
+    with pytest.raises(ErrorReply) as raised:
         fold_events([{"type": "message_stop"}])
     assert raised.value.error.status == 500
 
@@ -168,7 +169,7 @@ def test_a_tool_input_cut_off_mid_json_is_an_error_not_an_empty_input() -> None:
         {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}},
         {"type": "message_stop"},
     ]  # fmt: skip
-    with pytest.raises(UpstreamErrorPayload) as raised:
+    with pytest.raises(ErrorReply) as raised:
         fold_events(events)
     assert (raised.value.error.status, raised.value.error.type) == (500, "api_error")
     assert "tool input" in raised.value.error.message

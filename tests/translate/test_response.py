@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cc_nemo.translate import UpstreamErrorPayload, translate_completion
+from cc_nemo.translate import ErrorReply, translate_completion
 from cc_nemo.translate.stream import synthetic_signature
 
 from .support import ID_PATTERN, builtin, context, counter_ids, sdk_accumulate
@@ -207,7 +207,7 @@ def test_workers_ai_envelope_is_unwrapped() -> None:
 def test_error_body_with_200_status_raises_a_mapped_error(
     body: dict, status: int, error_type: str
 ) -> None:
-    with pytest.raises(UpstreamErrorPayload) as caught:
+    with pytest.raises(ErrorReply) as caught:
         translated(body)
     assert (caught.value.error.status, caught.value.error.type) == (status, error_type)
 
