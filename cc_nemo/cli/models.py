@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cc_nemo.cli.common import console, note
+from cc_nemo.cli.model_options import SmallModelOption, SubagentModelOption
 from cc_nemo.errors import UserError
 from cc_nemo.settings.config import Config, load_config, save_config, spec_problem, validate_alias
 
@@ -331,20 +332,8 @@ def default(
             autocompletion=complete_model_alias,
         ),
     ] = None,
-    small: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODEL",
-            help="Model for Claude Code's small/fast (haiku) requests.",
-            autocompletion=complete_model_alias,
-        ),
-    ] = None,
-    subagent: Annotated[
-        str | None,
-        typer.Option(
-            metavar="MODEL", help="Model for subagents.", autocompletion=complete_model_alias
-        ),
-    ] = None,
+    small: SmallModelOption = None,
+    subagent: SubagentModelOption = None,
     reset: Annotated[bool, typer.Option("--reset", help="Forget all three choices.")] = False,
 ) -> None:
     """Show or set the default, small and subagent models (stored in config.toml)."""

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
+from cc_nemo.cli.model_options import ModelArgument, SmallModelOption, SubagentModelOption
 from cc_nemo.errors import UserError
 
 CLAUDE_ARGS_KEY = "cc_proxy.claude_args"
@@ -32,32 +33,11 @@ class ClaudePassThroughCommand(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-def _complete_model(incomplete: str) -> list[str]:
-    from cc_nemo.cli.models import complete_model_alias
-
-    return complete_model_alias(incomplete)
-
-
-MODEL_HELP = "Model alias or upstream id (default: the configured default model)."
-SMALL_HELP = "Model for claude's side requests (session titles, haiku-class calls)."
-SUBAGENT_HELP = "Model for subagents (Agent tool); default: the main model."
-
-
 def run_command(
     ctx: typer.Context,
-    model: str | None = typer.Argument(
-        None,
-        metavar="MODEL",
-        help=MODEL_HELP,
-        autocompletion=_complete_model,
-        show_default=False,
-    ),
-    small_model: str | None = typer.Option(
-        None, "--small-model", help=SMALL_HELP, autocompletion=_complete_model
-    ),
-    subagent_model: str | None = typer.Option(
-        None, "--subagent-model", help=SUBAGENT_HELP, autocompletion=_complete_model
-    ),
+    model: ModelArgument = None,
+    small_model: SmallModelOption = None,
+    subagent_model: SubagentModelOption = None,
     claude: str | None = typer.Option(
         None,
         "--claude",
@@ -121,13 +101,7 @@ def _with_double_dash_hint(error: UserError, model: str | None, extras: list[str
 
 
 def serve_command(
-    model: str | None = typer.Argument(
-        None,
-        metavar="MODEL",
-        help=MODEL_HELP,
-        autocompletion=_complete_model,
-        show_default=False,
-    ),
+    model: ModelArgument = None,
     port: int = typer.Option(0, "--port", help="Port to listen on (0: a free one)."),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Address to bind; non-loopback needs --allow-remote."
@@ -140,12 +114,8 @@ def serve_command(
         "--token-stdin",
         help=f"Read the client token from stdin (else ${TOKEN_ENV_VAR}, else a random one).",
     ),
-    small_model: str | None = typer.Option(
-        None, "--small-model", help=SMALL_HELP, autocompletion=_complete_model
-    ),
-    subagent_model: str | None = typer.Option(
-        None, "--subagent-model", help=SUBAGENT_HELP, autocompletion=_complete_model
-    ),
+    small_model: SmallModelOption = None,
+    subagent_model: SubagentModelOption = None,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the export lines."),
 ) -> None:
     """Run the proxy in the foreground for IDE extensions, the Agent SDK or another terminal.
