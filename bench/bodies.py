@@ -4,7 +4,7 @@ zero-proxy baseline, the very same conversations as OpenAI requests.
 The ~113 KB body is a real Claude Code 2.1.330 request (system prompt, 21 tools with JSON
 schemas, a short Read tool loop), kept as a test fixture. The ~2 MB variant appends Read turns
 (assistant tool_use + a ~40 KB `cat -n` tool_result) as a long session does
-(CLAUDE-CODE.md section 8). The baseline body is what cc-proxy's own translator makes of the
+(docs/wire.md, "Claude Code's environment"). The baseline body is what cc-proxy's own translator makes of the
 Anthropic body, so both sides ask the mock for exactly the same thing.
 """
 
@@ -140,6 +140,6 @@ def body_pair(name: str, request: dict[str, Any], *, stream: bool) -> BodyPair:
     """The Anthropic body with `stream` set, and its OpenAI equivalent."""
     request = {**request, "stream": stream}
     if not stream:
-        # Claude Code's non-streaming fallback lowers max_tokens (CLAUDE-CODE.md 4.3).
+        # Claude Code's non-streaming fallback lowers max_tokens (docs/wire.md, "Claude Code's environment").
         request["max_tokens"] = min(int(request.get("max_tokens", 64_000)), 64_000)
     return BodyPair(name, orjson.dumps(request), orjson.dumps(openai_equivalent(request)))

@@ -354,7 +354,7 @@ class Bench:
             side="proxy",
             url=f"{self.proxy_url}/v1/messages?beta=true",
             body=pair.anthropic,
-            # What Claude Code sends (CLAUDE-CODE.md section 3), trimmed to what matters.
+            # What Claude Code sends (docs/wire.md, "Claude Code's environment"), trimmed to what matters.
             headers={
                 "Content-Type": "application/json",
                 "Accept": "application/json",

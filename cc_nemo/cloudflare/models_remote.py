@@ -1,7 +1,7 @@
 """`cc-proxy models --remote`: the text-generation models the user's account can run.
 
-Workers AI has no `GET /ai/v1/models` (WIRE.md C.4 #12), so this uses the account's
-model search endpoint (WIRE.md C.7) with the Cloudflare API token.
+Workers AI has no `GET /ai/v1/models` (docs/wire.md, "Model quirks"), so this uses the account's
+model search endpoint (docs/wire.md, "Endpoints and headers") with the Cloudflare API token.
 """
 
 from __future__ import annotations

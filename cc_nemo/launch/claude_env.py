@@ -1,8 +1,8 @@
 """The environment `claude` runs with: the user's own, pointed at this proxy.
 
 Pure: a function of the user's environment and the resolved settings, so every variable and
-every reason for it is testable without spawning anything. See CLAUDE-CODE.md §0, §5-7 and
-PEERS.md §4.26 / §5 for the measurements behind each choice.
+every reason for it is testable without spawning anything. docs/wire.md, "Claude Code's
+environment", gives the measurement behind each choice.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ CLAUDE_FIRST_BYTE_MAX_MS = 30 * 60 * 1000
 # Removed from the user's environment whatever their value.
 REMOVED_VARS: tuple[str, ...] = (
     # An API key makes interactive claude stop at "use this API key?" (default No), and with the
-    # auth token also set it reports an auth conflict (PEERS.md §4.26).
+    # auth token also set it reports an auth conflict (docs/wire.md, "Request translation").
     "ANTHROPIC_API_KEY",
     # The user's Anthropic subscription token must not be offered to a local proxy.
     "CLAUDE_CODE_OAUTH_TOKEN",
@@ -90,10 +90,10 @@ def default_vars(settings: ProxySettings) -> dict[str, str]:
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_TELEMETRY": "1",
         # Interactive claude otherwise tries to install the official plugin marketplace from the
-        # internet even with the nonessential-traffic switch (CLAUDE-CODE.md §2).
+        # internet even with the nonessential-traffic switch (docs/wire.md, "Claude Code's environment").
         "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
         # A failed stream would be re-sent as a second, non-streaming request: double the upstream
-        # cost, and a 300 s limit that a reasoning model can exceed (CLAUDE-CODE.md §7).
+        # cost, and a 300 s limit that a reasoning model can exceed (docs/wire.md, "Claude Code's environment").
         "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK": "1",
     }
 

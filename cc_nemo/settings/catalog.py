@@ -1,6 +1,6 @@
 """The model catalog: what each upstream model can do and how to talk to it.
 
-Pure data. Figures come from ../shared/design/WIRE.md C.5 and C.6; behaviour that
+Pure data. Figures and quirks are explained in docs/wire.md, "Model quirks"; behaviour that
 was only reported, not verified live, is expressed as a per-model quirk so it can
 be changed without touching the translator.
 """
@@ -37,7 +37,7 @@ class ModelQuirks:
     effort_levels: tuple[str, ...] = ()
     # Whether the model thinks when the request says nothing.
     thinks_by_default: bool = False
-    # Anthropic tool_choice "any" becomes this; Nemotron crashed on "required" (WIRE.md C.8).
+    # Anthropic tool_choice "any" becomes this; Nemotron crashed on "required" (docs/wire.md, "Model quirks").
     tool_choice_any: ToolChoiceAny = "required"
     # A reply that is only reasoning (no text, no tool call) is also emitted as a text block,
     # so the user never sees an empty answer (Nemotron streams everything as reasoning).

@@ -1,4 +1,4 @@
-"""Upstream failures to Anthropic errors, worded so Claude Code's own recovery kicks in (WIRE.md D.7, C.3)."""
+"""Upstream failures to Anthropic errors, worded so Claude Code's own recovery kicks in (docs/wire.md, "Errors")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tool-call arguments to a JSON object, whatever shape the model produced (WIRE.md D.3 #3)."""
+"""Tool-call arguments to a JSON object, whatever shape the model produced (docs/wire.md, "Response translation")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""OpenAI chat.completion → Anthropic Message (WIRE.md D.3).
+"""OpenAI chat.completion → Anthropic Message (docs/wire.md, "Response translation").
 
 Built by running the completion through the stream state machine and folding its events,
 so a non-streamed reply is, by construction, the same message a streamed one would be.

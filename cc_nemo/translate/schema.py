@@ -1,4 +1,4 @@
-"""Tool input schemas trimmed to the JSON Schema subset OpenAI-compatible servers accept (PEERS.md §4 #21)."""
+"""Tool input schemas trimmed to the JSON Schema subset OpenAI-compatible servers accept (docs/wire.md, "Request translation")."""
 
 from __future__ import annotations
 

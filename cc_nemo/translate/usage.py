@@ -1,4 +1,4 @@
-"""Token usage in Anthropic's convention (input net of cache reads) from OpenAI usage (WIRE.md D.6)."""
+"""Token usage in Anthropic's convention (input net of cache reads) from OpenAI usage (docs/wire.md, "Response translation")."""
 
 from __future__ import annotations
 

@@ -125,7 +125,7 @@ def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
 
 
 def assert_valid_stream(events: Sequence[Mapping]) -> None:
-    """ARCHITECTURE.md invariant 1, checked event by event."""
+    """docs/architecture.md, invariant 1, checked event by event."""
     assert events, "no events"
     assert events[0]["type"] == "message_start"
     assert sum(1 for e in events if e["type"] == "message_start") == 1

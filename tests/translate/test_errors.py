@@ -1,4 +1,4 @@
-"""Upstream errors become the Anthropic errors Claude Code recovers from (WIRE.md D.7, C.3)."""
+"""Upstream errors become the Anthropic errors Claude Code recovers from (docs/wire.md, "Errors")."""
 
 from __future__ import annotations
 

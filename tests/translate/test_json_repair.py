@@ -1,4 +1,4 @@
-"""Tool arguments always become a JSON object (WIRE.md D.3 #3)."""
+"""Tool arguments always become a JSON object (docs/wire.md, "Response translation")."""
 
 from __future__ import annotations
 

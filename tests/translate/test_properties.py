@@ -1,5 +1,5 @@
 """Property tests: any upstream completion, streamed in any shape and split at any byte, gives a
-valid Anthropic stream that folds to the non-streamed translation (ARCHITECTURE.md #1–#3)."""
+valid Anthropic stream that folds to the non-streamed translation (docs/architecture.md, "Invariants")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Anthropic request → OpenAI request, one behaviour per test (WIRE.md D.1, D.2; PEERS.md §4)."""
+"""Anthropic request → OpenAI request, one behaviour per test (docs/wire.md, "Request translation")."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def test_no_system_message_when_system_is_only_the_billing_header() -> None:
     assert messages == [{"role": "user", "content": "hi"}]
 
 
-# --- mid-conversation system messages (CLAUDE-CODE.md §0.4) --------------------------------
+# --- mid-conversation system messages (docs/wire.md, "Claude Code's environment") --------------------------------
 
 
 def test_system_message_after_user_turn_becomes_a_reminder_in_that_user_turn() -> None:
@@ -191,7 +191,7 @@ def test_system_message_between_tool_call_and_result_does_not_separate_them() ->
     assert messages[2] == {"role": "tool", "tool_call_id": "t1", "content": "a.txt"}
 
 
-# --- tool results (PEERS.md §4 #16, #17) ------------------------------------------------------
+# --- tool results (docs/wire.md, "Request translation") ------------------------------------------------------
 
 
 def test_tool_result_with_text_keeps_text_after_tool_messages() -> None:
@@ -812,7 +812,7 @@ def test_model_without_tool_support_still_answers_tool_free_requests() -> None:
     assert "tools" not in body
 
 
-# --- reasoning controls (WIRE.md C.6) ------------------------------------------------------------
+# --- reasoning controls (docs/wire.md, "Model quirks") ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -941,7 +941,7 @@ def test_output_format_becomes_json_schema_response_format() -> None:
     }
 
 
-# --- limits and sampling (PEERS.md §4 #15) ------------------------------------------------------
+# --- limits and sampling (docs/wire.md, "Request translation") ------------------------------------------------------
 
 
 @pytest.mark.parametrize(

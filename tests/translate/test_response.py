@@ -1,4 +1,4 @@
-"""Non-streamed completion → Anthropic Message (WIRE.md D.3, D.5, D.6)."""
+"""Non-streamed completion → Anthropic Message (docs/wire.md, "Response translation")."""
 
 from __future__ import annotations
 

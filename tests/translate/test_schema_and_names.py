@@ -1,4 +1,4 @@
-"""Tool schemas and names are made acceptable to OpenAI-compatible servers (PEERS.md §4 #21)."""
+"""Tool schemas and names are made acceptable to OpenAI-compatible servers (docs/wire.md, "Request translation")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SSE decoding survives any read boundary; encoding uses Anthropic's framing (PEERS.md §4 #1, #2)."""
+"""SSE decoding survives any read boundary; encoding uses Anthropic's framing (docs/wire.md, "The stream state machine")."""
 
 from __future__ import annotations
 

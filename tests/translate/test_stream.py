@@ -1,4 +1,4 @@
-"""OpenAI chunk stream → Anthropic events (WIRE.md D.4–D.6; PEERS.md §4 #2–#9, #23)."""
+"""OpenAI chunk stream → Anthropic events (docs/wire.md, "The stream state machine")."""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def tool_inputs(events: list[dict]) -> list[tuple[str, dict]]:
     return [(b["name"], b["input"]) for b in message["content"] if b["type"] == "tool_use"]
 
 
-# --- framing (PEERS.md §4 #2, #3, #4) ---------------------------------------------------------
+# --- framing (docs/wire.md, "The stream state machine") ---------------------------------------------------------
 
 
 def test_message_start_comes_first_once_with_estimated_usage() -> None:
@@ -156,7 +156,7 @@ def test_reasoning_field_precedence(delta_fields: dict, expected: str) -> None:
     assert blocks(events) == [("thinking", expected)]
 
 
-# --- no empty deltas or blocks (PEERS.md §4 #8) --------------------------------------------------
+# --- no empty deltas or blocks (docs/wire.md, "The stream state machine") --------------------------------------------------
 
 
 def test_empty_and_whitespace_only_pieces_never_open_blocks() -> None:
@@ -183,7 +183,7 @@ def test_empty_reply_is_a_valid_empty_message() -> None:
     assert final_delta(events)["delta"]["stop_reason"] == "end_turn"
 
 
-# --- inline think tags (PEERS.md §4 #9) -----------------------------------------------------------
+# --- inline think tags (docs/wire.md, "The stream state machine") -----------------------------------------------------------
 
 
 def test_think_tags_straddling_chunks_become_a_thinking_block() -> None:
@@ -234,7 +234,7 @@ def test_think_tags_are_left_alone_when_structured_reasoning_is_present() -> Non
     assert blocks(events) == [("thinking", "real"), ("text", "<think>literal</think>")]
 
 
-# --- tool calls (PEERS.md §4 #5, #6; WIRE.md D.4) -------------------------------------------------
+# --- tool calls (docs/wire.md, "The stream state machine") -------------------------------------------------
 
 LONG_COMMAND = (
     "find . -name '*.py' -print0 | xargs -0 grep -n \"def \\\"quoted\\\"\" && echo 'ünïcødé ✓ 🚀' "
@@ -506,7 +506,7 @@ def test_disable_parallel_tool_use_keeps_only_the_first_call() -> None:
     assert tool_inputs(events) == [("A", {})]
 
 
-# --- chunk shapes (PEERS.md §4 #7; WIRE.md C.4 #3) -------------------------------------------------
+# --- chunk shapes (docs/wire.md, "Model quirks") -------------------------------------------------
 
 
 def test_content_and_finish_reason_in_one_chunk() -> None:
@@ -582,7 +582,7 @@ def test_chunk_id_changing_mid_stream_is_harmless() -> None:
     assert blocks(checked(run_chunks([first, second]))) == [("text", "ab")]
 
 
-# --- stop reasons (WIRE.md D.5) -----------------------------------------------------------------
+# --- stop reasons (docs/wire.md, "Response translation") -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -660,7 +660,7 @@ def test_refusal_text_is_a_text_block() -> None:
     assert final_delta(events)["delta"]["stop_reason"] == "refusal"
 
 
-# --- endings and errors (WIRE.md D.4 #5) ----------------------------------------------------------
+# --- endings and errors (docs/wire.md, "The stream state machine") ----------------------------------------------------------
 
 
 def test_eof_after_finish_reason_without_done_completes_normally() -> None:
@@ -709,7 +709,7 @@ def test_feed_before_start_still_starts_with_message_start() -> None:
     checked(events)
 
 
-# --- per-model behaviour (WIRE.md C.8, C.4 #6) ----------------------------------------------------
+# --- per-model behaviour (docs/wire.md, "Model quirks") ----------------------------------------------------
 
 
 def test_reasoning_only_reply_is_also_given_as_text_for_nemotron() -> None:
@@ -835,7 +835,7 @@ def test_prefill_alone_is_still_returned() -> None:
     assert blocks(events) == [("text", "Sure")]
 
 
-# --- the wire end to end: bytes in, events out (PEERS.md §4 #1) -------------------------------------
+# --- the wire end to end: bytes in, events out (docs/wire.md, "The stream state machine") -------------------------------------
 
 
 def test_sse_bytes_split_everywhere_with_crlf_give_the_same_events() -> None:
