@@ -19,7 +19,7 @@ from cc_nemo.cli import models as cli_models
 from cc_nemo.cli import run as cli_run
 from cc_nemo.cli import status as cli_status
 from cc_nemo.cli.common import PROG, error_line
-from cc_nemo.cli.models import complete_model_alias
+from cc_nemo.cli.model_options import complete_model_alias
 from cc_nemo.errors import UserError
 
 __all__ = ["app", "complete_model_alias", "main"]

@@ -11,23 +11,35 @@ SMALL_HELP = "Model for claude's side requests (session titles, haiku-class call
 SUBAGENT_HELP = "Model for subagents (Agent tool); default: the main model."
 
 
-def complete_model(incomplete: str) -> list[str]:
-    """Aliases for shell completion; the catalog is only loaded when completion asks."""
-    from cc_nemo.cli.models import complete_model_alias
+def complete_model_alias(incomplete: str) -> list[str]:
+    """Shell completion for MODEL arguments: built-in and user aliases starting with `incomplete`
+    (the config and catalog are loaded only when completion asks)."""
+    from cc_nemo.settings.catalog import BUILTIN_MODELS
 
-    return complete_model_alias(incomplete)
+    try:
+        from cc_nemo.settings.config import load_config
+        from cc_nemo.settings.resolve import build_catalog
+
+        aliases = build_catalog(load_config()).aliases()
+    except Exception:  # a broken config must not break the user's shell
+        aliases = [spec.alias for spec in BUILTIN_MODELS]
+    return sorted(alias for alias in aliases if alias.startswith(incomplete))
 
 
 ModelArgument = Annotated[
     str | None,
     typer.Argument(
-        metavar="MODEL", help=MODEL_HELP, autocompletion=complete_model, show_default=False
+        metavar="MODEL", help=MODEL_HELP, autocompletion=complete_model_alias, show_default=False
     ),
 ]
 SmallModelOption = Annotated[
     str | None,
     typer.Option(
-        "--small-model", "--small", metavar="MODEL", help=SMALL_HELP, autocompletion=complete_model
+        "--small-model",
+        "--small",
+        metavar="MODEL",
+        help=SMALL_HELP,
+        autocompletion=complete_model_alias,
     ),
 ]
 SubagentModelOption = Annotated[
@@ -37,6 +49,6 @@ SubagentModelOption = Annotated[
         "--subagent",
         metavar="MODEL",
         help=SUBAGENT_HELP,
-        autocompletion=complete_model,
+        autocompletion=complete_model_alias,
     ),
 ]

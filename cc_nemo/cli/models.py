@@ -10,26 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cc_nemo.cli.common import console, note
-from cc_nemo.cli.model_options import SmallModelOption, SubagentModelOption
+from cc_nemo.cli.model_options import SmallModelOption, SubagentModelOption, complete_model_alias
 from cc_nemo.errors import UserError
 from cc_nemo.settings.config import Config, load_config, save_config, spec_problem, validate_alias
 
 if TYPE_CHECKING:
     from cc_nemo.cloudflare.models_remote import RemoteModel
     from cc_nemo.settings.catalog import Catalog, ModelSpec
-
-
-def complete_model_alias(incomplete: str) -> list[str]:
-    """Shell completion for MODEL arguments: built-in and user aliases starting with `incomplete`."""
-    from cc_nemo.settings.catalog import BUILTIN_MODELS
-
-    try:
-        from cc_nemo.settings.resolve import build_catalog
-
-        aliases = build_catalog(load_config()).aliases()
-    except Exception:  # a broken config must not break the user's shell
-        aliases = [spec.alias for spec in BUILTIN_MODELS]
-    return sorted(alias for alias in aliases if alias.startswith(incomplete))
 
 
 def _complete_user_alias(incomplete: str) -> list[str]:
