@@ -1,4 +1,5 @@
-"""A newcomer follows the README, CI follows .ci/run: the two must run the same commands."""
+"""A newcomer follows the README, CI follows .ci/run: the two must run the same command, and
+that command must lint and run the whole suite without hiding a failure."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECK = ROOT / "scripts" / "check"
 
 
 def readme_development_commands() -> list[str]:
@@ -24,15 +26,33 @@ def ci_development_commands() -> list[str]:
     return [line for line in body if line.strip()]
 
 
+def check_commands() -> list[str]:
+    lines = CHECK.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
 def test_ci_runs_exactly_the_readme_development_commands() -> None:
-    assert ci_development_commands() == readme_development_commands()
+    assert ci_development_commands() == readme_development_commands() == ["scripts/check"]
 
 
-def test_the_test_command_is_the_last_step_of_both() -> None:
-    assert readme_development_commands()[-1] == "python -m pytest -q"
-    assert ci_development_commands()[-1] == "python -m pytest -q"
+def test_the_check_lints_then_runs_the_whole_suite_last() -> None:
+    commands = check_commands()
+    assert commands[0] == "set -euo pipefail"
+    assert "ruff check ." in commands
+    assert "ruff format --check ." in commands
+    assert commands[-1] == 'python -m pytest -q "$@"'
+    assert CHECK.stat().st_mode & 0o111, "scripts/check must be executable"
 
 
-def test_no_ci_step_hides_a_failure_behind_and_and() -> None:
+def test_no_step_hides_a_failure_behind_and_and() -> None:
     """Under `set -e`, a failing command on the left of `&&` does not stop the script."""
-    assert [line for line in ci_development_commands() if "&&" in line] == []
+    lines = ci_development_commands() + check_commands()
+    assert [line for line in lines if "&&" in line] == []
+
+
+def test_the_check_pins_the_client_the_end_to_end_tests_expect() -> None:
+    from tests.e2e.conftest import PINNED
+
+    pinned = re.search(r"^CLAUDE_CODE_VERSION=(\S+)$", CHECK.read_text(), re.M)
+    assert pinned, "scripts/check names no CLAUDE_CODE_VERSION"
+    assert PINNED == f"@anthropic-ai/claude-code@{pinned.group(1)}"
