@@ -135,6 +135,12 @@ def login(
     _save(collected, config)
 
 
+def login_flow() -> None:
+    """The interactive `cc-proxy login` (prompts, then one verification request), for `run` to
+    offer when a first start finds no credentials."""
+    login()
+
+
 def _read_piped_secrets(flags: dict[SecretName, bool]) -> dict[SecretName, str]:
     """One secret per stdin line, in SECRET_NAMES order, for each flag given."""
     wanted = [name for name in SECRET_NAMES if flags[name]]

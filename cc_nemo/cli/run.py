@@ -6,17 +6,24 @@ without paying for aiohttp, rich or keyring (see launcher.py).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import typer
 from typer.core import TyperCommand
 
+from cc_nemo.cli.common import note
 from cc_nemo.cli.model_options import ModelArgument, SmallModelOption, SubagentModelOption
 from cc_nemo.errors import UserError
 
+if TYPE_CHECKING:
+    from cc_nemo.settings.runtime import ProxySettings
+
 CLAUDE_ARGS_KEY = "cc_proxy.claude_args"
 TOKEN_ENV_VAR = "CC_PROXY_TOKEN"
+
+FirstRunAction = Literal["offer", "fail", "need-npm"]
 
 
 class ClaudePassThroughCommand(TyperCommand):
@@ -64,19 +71,23 @@ def run_command(
         # no model was given, and the option is claude's.
         claude_args.insert(0, model)
         model = None
-    try:
-        settings = resolve_proxy_settings(
+
+    def resolve() -> ProxySettings:
+        return resolve_proxy_settings(
             model,
             session_token=secrets.token_urlsafe(32),
             small_model=small_model,
             subagent_model=subagent_model,
         )
+
+    try:
+        settings = _settings_or_first_login(resolve)
     except UserError as exc:
         hinted = _with_double_dash_hint(exc, model, ctx.args)
         if hinted is exc:
             raise
         raise hinted from exc
-    executable = launcher.find_claude(claude, os.environ)
+    executable = _claude_or_first_install(claude, os.environ)
 
     def launch_for(base_url: str) -> launcher.ClaudeLaunch:
         from cc_nemo.launch.claude_env import build_claude_env
@@ -86,6 +97,101 @@ def run_command(
 
     code = launcher.run_claude(settings, launch_for, quiet=quiet)
     raise typer.Exit(code)
+
+
+def on_terminal() -> tuple[bool, bool]:
+    """(stdin, stderr) are terminals: only then is there someone to answer a question."""
+    return sys.stdin.isatty(), sys.stderr.isatty()
+
+
+def first_run_action(
+    missing: Literal["credentials", "claude"],
+    *,
+    stdin_tty: bool,
+    stderr_tty: bool,
+    npm_found: bool = False,
+) -> FirstRunAction:
+    """What a first `run` does about something missing: offer to fix it (a person is there to
+    answer), fail with the usual one line (a script or a pipe: never block on a prompt), or, for
+    claude, explain that npm is needed first."""
+    if not (stdin_tty and stderr_tty):
+        return "fail"
+    if missing == "claude" and not npm_found:
+        return "need-npm"
+    return "offer"
+
+
+def _confirm(question: str) -> bool:
+    """A [Y/n] question on stderr (stdout is claude's); a closed stdin answers no."""
+    try:
+        return bool(typer.confirm(question, default=True, err=True))
+    except typer.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        sys.stderr.write("\n")
+        return False
+
+
+def _settings_or_first_login(resolve: Callable[[], ProxySettings]) -> ProxySettings:
+    """The session's settings; with none stored and a person at the terminal, the login flow
+    first, so a fresh machine needs only `cc-proxy run`."""
+    from cc_nemo.settings.resolve import NO_CREDENTIALS
+
+    try:
+        return resolve()
+    except UserError as exc:
+        if exc.message != NO_CREDENTIALS:
+            raise
+        stdin_tty, stderr_tty = on_terminal()
+        action = first_run_action("credentials", stdin_tty=stdin_tty, stderr_tty=stderr_tty)
+        if action != "offer" or not _confirm("No credentials found. Log in now?"):
+            raise
+    from cc_nemo.cli.login import login_flow
+
+    login_flow()
+    return resolve()
+
+
+def _claude_or_first_install(explicit: str | None, env: Mapping[str, str]) -> str:
+    """The claude to start; when there is none at all and a person is at the terminal, offer to
+    install the tested Claude Code into cc-proxy's data directory with npm."""
+    from cc_nemo.launch import claude_install, launcher
+
+    try:
+        return launcher.find_claude(explicit, env)
+    except launcher.ClaudeNotFound:
+        stdin_tty, stderr_tty = on_terminal()
+        action = first_run_action(
+            "claude",
+            stdin_tty=stdin_tty,
+            stderr_tty=stderr_tty,
+            npm_found=claude_install.find_npm(env) is not None,
+        )
+        if action == "need-npm":
+            raise UserError(
+                "Claude Code is not installed and npm is not on PATH: install Node.js 18 or "
+                "newer (it brings npm) and run again, or pass --claude PATH"
+            ) from None
+        version = claude_install.TESTED_CLAUDE_CODE
+        directory = claude_install.install_dir()
+        if action != "offer" or not _confirm(
+            f"Claude Code is not installed. Install Claude Code {version} for cc-proxy "
+            f"into {directory} with npm now?"
+        ):
+            raise
+    note(f"Installing {claude_install.CLAUDE_CODE_PACKAGE}@{version} into {directory} …")
+    path = claude_install.install_claude(env, directory=directory, output=_stderr_fd())
+    note(f"Installed Claude Code {version}: {path}")
+    return str(path)
+
+
+def _stderr_fd() -> int | None:
+    """Where npm's output goes: our stderr, since stdout is claude's (None: inherit, when stderr
+    is not a real file, as under a test runner)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _with_double_dash_hint(error: UserError, model: str | None, extras: list[str]) -> UserError:

@@ -33,16 +33,19 @@ class ClaudeInfo:
     path: str | None
     version: str | None
     problem: str | None
+    # Which lookup found it: "PATH", "CC_PROXY_CLAUDE" or "cc-proxy's data dir".
+    source: str | None = None
 
 
 def find_claude() -> ClaudeInfo:
     """The `claude` that `run` would start and its version (`claude --version`, with a timeout)."""
-    from cc_nemo.launch.launcher import find_claude as locate
+    from cc_nemo.launch.launcher import locate_claude
 
     try:
-        path = locate(None, os.environ)
+        found = locate_claude(None, os.environ)
     except UserError as exc:
         return ClaudeInfo(None, None, exc.message)
+    path, source = found.path, found.source
     try:
         done = subprocess.run(
             [path, "--version"],
@@ -54,14 +57,29 @@ def find_claude() -> ClaudeInfo:
         )
     except subprocess.TimeoutExpired:
         return ClaudeInfo(
-            path, None, f"`claude --version` gave no answer in {CLAUDE_VERSION_TIMEOUT:g} s"
+            path,
+            None,
+            f"`claude --version` gave no answer in {CLAUDE_VERSION_TIMEOUT:g} s",
+            source,
         )
     except OSError as exc:
-        return ClaudeInfo(path, None, f"cannot run it ({exc.strerror or exc})")
+        return ClaudeInfo(path, None, f"cannot run it ({exc.strerror or exc})", source)
     first_line = (done.stdout.strip().splitlines() or [""])[0]
     if done.returncode != 0 or not first_line:
-        return ClaudeInfo(path, None, f"`claude --version` failed (exit {done.returncode})")
-    return ClaudeInfo(path, first_line, None)
+        return ClaudeInfo(path, None, f"`claude --version` failed (exit {done.returncode})", source)
+    return ClaudeInfo(path, first_line, None, source)
+
+
+def claude_source_label(source: str) -> str:
+    """How `status` names the lookup that found claude."""
+    from cc_nemo.launch.claude_install import install_dir
+    from cc_nemo.launch.launcher import CLAUDE_ENV_VAR, DATA_DIR_SOURCE
+
+    if source == CLAUDE_ENV_VAR:
+        return f"${CLAUDE_ENV_VAR}"
+    if source == DATA_DIR_SOURCE:
+        return f"{DATA_DIR_SOURCE} ({install_dir()}; installed by `cc-proxy run`)"
+    return source
 
 
 def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
@@ -128,6 +146,8 @@ def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
         rows.append(("claude", f"{claude.path or '-'}: {claude.problem}"))
     else:
         rows.append(("claude", f"{claude.path} ({claude.version})"))
+    if claude.source:
+        rows.append(("claude found in", claude_source_label(claude.source)))
     rows.append(("Proxy log", str(proxy_log_path())))
     try:
         resolve_provider(config)

@@ -42,22 +42,48 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 MIN_REMOTE_TOKEN_LENGTH = 16
 
 
-def find_claude(explicit: str | None, env: Mapping[str, str]) -> str:
-    """The claude executable: `--claude PATH`, else $CC_PROXY_CLAUDE, else `claude` on PATH."""
+class ClaudeNotFound(UserError):
+    """No claude anywhere cc-proxy looks; `run` may offer to install one."""
+
+
+@dataclass(frozen=True)
+class ClaudeLocation:
+    """The claude executable and which lookup found it (shown by `cc-proxy status`)."""
+
+    path: str
+    source: str  # "--claude", CLAUDE_ENV_VAR, "PATH" or DATA_DIR_SOURCE
+
+
+DATA_DIR_SOURCE = "cc-proxy's data dir"
+
+
+def locate_claude(explicit: str | None, env: Mapping[str, str]) -> ClaudeLocation:
+    """The claude executable: `--claude PATH`, else $CC_PROXY_CLAUDE, else `claude` on PATH,
+    else the one a first run installed in cc-proxy's data directory."""
+    from cc_nemo.launch.claude_install import installed_claude
+
     wanted = explicit or env.get(CLAUDE_ENV_VAR) or ""
     source = "--claude" if explicit else CLAUDE_ENV_VAR
     if wanted:
         found = shutil.which(wanted, path=env.get("PATH"))
         if found is None:
             raise UserError(f"{source} points at {wanted!r}, which is not an executable file")
-        return found
+        return ClaudeLocation(found, source)
     found = shutil.which("claude", path=env.get("PATH"))
-    if found is None:
-        raise UserError(
-            f"Claude Code is not installed (no `claude` on PATH): install it with "
-            f"`{INSTALL_HINT}`, or pass --claude PATH"
-        )
-    return found
+    if found is not None:
+        return ClaudeLocation(found, "PATH")
+    own = installed_claude()
+    if own is not None:
+        return ClaudeLocation(str(own), DATA_DIR_SOURCE)
+    raise ClaudeNotFound(
+        f"Claude Code is not installed (no `claude` on PATH): install it with `{INSTALL_HINT}`, "
+        f"let `cc-proxy run` install it from a terminal, or pass --claude PATH"
+    )
+
+
+def find_claude(explicit: str | None, env: Mapping[str, str]) -> str:
+    """The path of the claude `locate_claude` finds."""
+    return locate_claude(explicit, env).path
 
 
 def exit_code_of(returncode: int) -> int:
