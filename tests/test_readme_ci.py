@@ -55,4 +55,4 @@ def test_the_check_pins_the_client_the_end_to_end_tests_expect() -> None:
 
     pinned = re.search(r"^CLAUDE_CODE_VERSION=(\S+)$", CHECK.read_text(), re.M)
     assert pinned, "scripts/check names no CLAUDE_CODE_VERSION"
-    assert PINNED == f"@anthropic-ai/claude-code@{pinned.group(1)}"
+    assert f"@anthropic-ai/claude-code@{pinned.group(1)}" == PINNED
