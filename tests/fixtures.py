@@ -119,6 +119,12 @@ async def fake_upstream() -> AsyncIterator[FakeUpstream]:
         await fake.stop()
 
 
+@pytest.fixture
+def upstream(fake_upstream: FakeUpstream) -> FakeUpstream:
+    """The same fake, by the name the launcher and end-to-end tests use for it."""
+    return fake_upstream
+
+
 MakeProxy = Callable[..., Awaitable[ProxyUnderTest]]
 
 

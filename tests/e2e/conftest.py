@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
 
 import pytest
-
-from tests.fake_upstream import FakeUpstream
 
 CLAUDE_ENV_VAR = "CC_PROXY_TEST_CLAUDE"
 PINNED = "@anthropic-ai/claude-code@2.1.332"
@@ -38,9 +35,3 @@ def claude_bin() -> str:
             pytest.fail(f"CI must run the end-to-end tests: {reason}")
         pytest.skip(reason)
     return found
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as fake:
-        yield fake

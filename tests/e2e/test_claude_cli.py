@@ -35,6 +35,7 @@ from tests.fake_upstream import (
     usage_block,
 )
 from tests.launcher.harness import GATEWAY_TOKEN, cc_proxy_argv, upstream_env
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -55,6 +56,13 @@ class ClaudeRun:
         final = lines[-1]
         assert final.get("type") == "result", final
         return final
+
+    def successful_result(self) -> dict[str, Any]:
+        """The `result` object of a run that exited 0 without an error."""
+        result = self.result()
+        assert self.returncode == 0, self.stderr
+        assert result["is_error"] is False, result
+        return result
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
@@ -155,9 +163,7 @@ async def test_plain_answer(tmp_path: Path, claude_bin: str, upstream: FakeUpstr
     upstream.enqueue(Reply.stream(text_stream("The capital of France is Paris.")))
     run = await run_claude(tmp_path, claude_bin, upstream, "What is the capital of France?")
 
-    result = run.result()
-    assert run.returncode == 0, run.stderr
-    assert result["is_error"] is False, result
+    result = run.successful_result()
     assert result["result"] == "The capital of France is Paris."
     assert result["usage"]["input_tokens"] == 20  # what the upstream reported
     [request] = chat_requests(upstream)
@@ -184,9 +190,7 @@ async def test_bash_tool_round_trip(
         tmp_path, claude_bin, upstream, "Run the echo command.", "--allowedTools", "Bash"
     )
 
-    result = run.result()
-    assert run.returncode == 0, run.stderr
-    assert result["is_error"] is False, result
+    result = run.successful_result()
     assert result["result"] == "The command printed tool-output-42."
     first, second = chat_requests(upstream)
     assert tool_messages(first) == []
@@ -207,9 +211,7 @@ async def test_parallel_tool_calls_both_results_come_back(
         tmp_path, claude_bin, upstream, "Run both commands.", "--allowedTools", "Bash"
     )
 
-    result = run.result()
-    assert run.returncode == 0, run.stderr
-    assert result["is_error"] is False, result
+    result = run.successful_result()
     assert result["result"] == "Both commands ran."
     _, second = chat_requests(upstream)
     call_ids = assistant_tool_call_ids(second)
@@ -237,9 +239,7 @@ async def test_reasoning_is_streamed_as_thinking_and_the_answer_stays_correct(
         output_format="stream-json",
     )
 
-    result = run.result()
-    assert run.returncode == 0, run.stderr
-    assert result["is_error"] is False, result
+    result = run.successful_result()
     assert result["result"] == "Because of Rayleigh scattering."
     blocks = [
         block
@@ -261,9 +261,7 @@ async def test_rate_limited_upstream_then_success(
     )
     run = await run_claude(tmp_path, claude_bin, upstream, "Say something.")
 
-    result = run.result()
-    assert run.returncode == 0, run.stderr
-    assert result["is_error"] is False, result
+    result = run.successful_result()
     assert result["result"] == "Recovered fine."
     # Each attempt consumed one scripted reply: three 429s, then the answer.
     assert upstream.pending == 0
@@ -292,9 +290,12 @@ class Terminal:
         return len(self.text())
 
     async def read_until(self, needle: str, timeout: float, *, since: int = 0) -> bool:
+        """Whether `needle` shows (after `since`) within `timeout` s. Spaces do not count:
+        claude's input box draws a typed space as a cursor move."""
+        wanted = "".join(needle.split())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while needle not in self.text()[since:]:
+        while wanted not in "".join(self.text()[since:].split()):
             if loop.time() > deadline:
                 return False
             readable = asyncio.Event()
@@ -311,12 +312,41 @@ class Terminal:
     def type(self, keys: str) -> None:
         os.write(self.master, keys.encode())
 
+    def in_raw_mode(self) -> bool:
+        """Whether the terminal neither edits lines nor echoes: a full-screen program that
+        reads key by key has set it so (the shell's line editor does too, at its prompt)."""
+        local_flags = termios.tcgetattr(self.slave)[3]
+        return not local_flags & (termios.ICANON | termios.ECHO)
+
+    async def wait_for_prompt(self, timeout: float, *, since: int = 0) -> None:
+        """Claude has drawn its input box (after `since`) and reads keys: typing is safe."""
+        assert await self.read_until(PROMPT_FOOTER, timeout, since=since), self.text()[-2000:]
+        await eventually(self.in_raw_mode, timeout, what="the terminal in raw mode")
+
+    async def submit(self, text: str, timeout: float = 15.0) -> None:
+        """Type `text` into claude's input box, then press Enter once claude shows the text:
+        Enter arrives as a key of its own, after the text was taken in, as when a person types."""
+        since = self.mark()
+        self.type(text)
+        assert await self.read_until(text, timeout, since=since), self.text()[-2000:]
+        self.type("\r")
+
+    async def press_ctrl_c_twice(self, timeout: float = 15.0) -> None:
+        """Claude's way out: Ctrl-C, then Ctrl-C again while it offers to exit."""
+        since = self.mark()
+        self.type("\x03")
+        assert await self.read_until(CTRL_C_AGAIN, timeout, since=since), self.text()[-2000:]
+        self.type("\x03")
+
     def close(self) -> None:
         for fd in (self.master, self.slave):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
 
+# The footer of claude's input box (redrawn whenever the box is), and its exit offer.
+PROMPT_FOOTER = "shift+tab to cycle"
+CTRL_C_AGAIN = "Press Ctrl-C again to exit"
 ANSI_ESCAPE = re.compile(
     rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-B]|\x1b[78=>]"
 )
@@ -366,13 +396,10 @@ async def test_interactive_session_in_a_terminal(
     )
     try:
         assert await terminal.read_until("nemotron", 30), terminal.text()[-2000:]
-        terminal.type("hello from a terminal")
-        await asyncio.sleep(0.5)
-        terminal.type("\r")
+        await terminal.wait_for_prompt(30)
+        await terminal.submit("hello from a terminal")
         assert await terminal.read_until("PTY-ANSWER-OK", 30), terminal.text()[-2000:]
-        terminal.type("\x03")
-        await asyncio.sleep(0.5)
-        terminal.type("\x03")
+        await terminal.press_ctrl_c_twice()
         assert await terminal.read_until("estimated cost", 30), terminal.text()[-2000:]
         code = await asyncio.wait_for(process.wait(), 30)
     finally:
@@ -416,24 +443,20 @@ async def test_ctrl_z_suspends_the_session_and_fg_resumes_it_under_a_shell(
         assert await terminal.read_until("SHELL-PROMPT$", 10), terminal.text()[-2000:]
         terminal.type(command + "\r")
         assert await terminal.read_until("nemotron", 30), terminal.text()[-2000:]
-        terminal.type("first question")
-        await asyncio.sleep(0.5)
-        terminal.type("\r")
+        await terminal.wait_for_prompt(30)
+        await terminal.submit("first question")
         assert await terminal.read_until("FIRST-ANSWER-OK", 30), terminal.text()[-2000:]
 
         terminal.type("\x1a")  # Ctrl-Z
         assert await terminal.read_until("Stopped", 15), terminal.text()[-2000:]
+        resumed = terminal.mark()
         terminal.type("fg\r")
-        await asyncio.sleep(2)
-        terminal.type("second question")
-        await asyncio.sleep(0.5)
-        terminal.type("\r")
+        await terminal.wait_for_prompt(30, since=resumed)  # claude redrew its box: it is back
+        await terminal.submit("second question")
         assert await terminal.read_until("SECOND-ANSWER-OK", 30), terminal.text()[-2000:]
 
         exiting = terminal.mark()
-        terminal.type("\x03")
-        await asyncio.sleep(0.5)
-        terminal.type("\x03")
+        await terminal.press_ctrl_c_twice()
         assert await terminal.read_until("SHELL-PROMPT$", 30, since=exiting), terminal.text()[
             -2000:
         ]

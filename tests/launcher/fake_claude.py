@@ -8,7 +8,8 @@ with a chosen signal. Reports are replaced atomically so a test can poll them.
 Plan keys (all optional but `report`):
   report: path of the JSON report
   calls: list of {"stream": bool, "prompt": str}; results go to report["calls"]
-  wait_for_signal: true -> write report["ready"] and wait for SIGTERM/SIGHUP/SIGINT
+  wait_for_signal: true -> write report["ready"] and wait for SIGTERM/SIGHUP/SIGINT, adding
+    each one to report["signals"] as it arrives, until one other than SIGINT comes
   ignore_signals: signal names ignored while waiting (a claude that will not stop)
   exit_on_signal: exit code used when a waited-for signal arrives (default 128+signal)
   stderr_marker: text written to stderr right before exiting
@@ -70,6 +71,29 @@ def call_proxy(call: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def wait_for_signals(report_path: Path, report: dict[str, Any], ignored: set[int]) -> int:
+    """Block the waited signals and take them one by one with sigwait (no polling), recording
+    each in the report as it arrives, until one other than SIGINT comes; return that one.
+
+    SIGINT is recorded but does not end the wait: tests check whether it arrives. Signals
+    pending with the terminating one are recorded too, whatever the delivery order."""
+    waited = {sig for sig in WAITED_SIGNALS if sig not in ignored}
+    for sig in ignored:
+        signal.signal(sig, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+    received: list[int] = []
+    report["ready"] = True
+    write_report(report_path, report)
+    while not any(sig != signal.SIGINT for sig in received):
+        received.append(signal.sigwait(waited))
+        while (info := signal.sigtimedwait(waited, 0)) is not None:
+            received.append(info.si_signo)
+        report["signals"] = [signal.Signals(sig).name for sig in received]
+        write_report(report_path, report)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, waited)
+    return next(sig for sig in received if sig != signal.SIGINT)
+
+
 def main() -> int:
     plan = json.loads(os.environ["FAKE_CLAUDE_PLAN"])
     report_path = Path(plan["report"])
@@ -89,19 +113,9 @@ def main() -> int:
     write_report(report_path, report)
 
     if plan.get("wait_for_signal"):
-        received: list[int] = []
-        for sig in WAITED_SIGNALS:
-            signal.signal(sig, lambda signum, _frame: received.append(signum))
-        for name in plan.get("ignore_signals", []):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-        report["ready"] = True
-        write_report(report_path, report)
-        # SIGINT is recorded but does not end the wait: the test checks it never arrives.
-        while not any(sig != signal.SIGINT for sig in received):
-            time.sleep(0.02)
-        report["signals"] = [signal.Signals(sig).name for sig in received]
-        write_report(report_path, report)
-        terminating = next(sig for sig in received if sig != signal.SIGINT)
+        terminating = wait_for_signals(
+            report_path, report, {getattr(signal, name) for name in plan.get("ignore_signals", [])}
+        )
         code = plan.get("exit_on_signal", 128 + terminating)
     else:
         code = plan.get("exit_code", 0)

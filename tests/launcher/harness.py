@@ -7,11 +7,12 @@ import json
 import os
 import stat
 import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.waiting import eventually
 
 FAKE_CLAUDE = Path(__file__).with_name("fake_claude.py")
 GATEWAY_TOKEN = "gateway-secret-token-0123456789"
@@ -57,17 +58,34 @@ class FakeClaudeRun:
     def report(self) -> dict[str, Any]:
         return json.loads(self.report_path.read_text())
 
-    async def wait_for_report(self, key: str, timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.report_path.exists():
-                report = self.report()
-                if report.get(key):
-                    return report
-            if self.process.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"the fake claude never reported {key!r}")
+    async def wait_for_report(
+        self, key: str, check: Callable[[Any], bool] = bool, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """The fake's report once `check(report[key])` holds (by default: once it is truthy)."""
+
+        def reported() -> dict[str, Any] | None:
+            self.assert_running(f"reporting {key!r}")
+            if self.report_path.exists() and check((report := self.report()).get(key)):
+                return report
+            return None
+
+        return await eventually(reported, timeout, what=f"the fake claude to report {key!r}")
+
+    async def wait_for_log(self, state_home: Path, line: str, timeout: float = 10.0) -> str:
+        """cc-proxy's log text once it holds `line` (a background thread writes the log)."""
+
+        def logged() -> str | None:
+            self.assert_running(f"logging {line!r}")
+            text = proxy_log_text(state_home)
+            return text if line in text else None
+
+        return await eventually(logged, timeout, what=f"{line!r} in cc-proxy's log")
+
+    def assert_running(self, waiting_for: str) -> None:
+        if self.process.returncode is not None:
+            raise AssertionError(
+                f"cc-proxy exited ({self.process.returncode}) before {waiting_for}"
+            )
 
     async def finish(self, timeout: float = PROCESS_TIMEOUT_S) -> Completed:
         stdout, stderr = await asyncio.wait_for(self.process.communicate(), timeout)
@@ -121,3 +139,8 @@ async def port_is_closed(port: int) -> bool:
         return True
     writer.close()
     return False
+
+
+def proxy_log_text(state_home: Path) -> str:
+    """Everything cc-proxy logged under an XDG state directory (its per-user log files)."""
+    return "".join(log.read_text(errors="replace") for log in sorted(state_home.rglob("*.log")))

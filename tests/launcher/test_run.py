@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,12 +23,6 @@ from tests.launcher.harness import (
 )
 
 EXIT_MARKER = "<<fake claude exits>>"
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -130,17 +123,22 @@ async def test_claude_killed_by_a_signal_exits_128_plus_signal(
     assert done.returncode == 128 + sig
 
 
+SIGINT_LEFT_TO_CLAUDE = "SIGINT received; left to claude"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 async def test_sigterm_and_sighup_are_forwarded_and_sigint_is_left_to_claude(
-    tmp_path: Path, env: dict[str, str], sig: signal.Signals
+    tmp_path: Path, env: dict[str, str], sig: signal.Signals, isolated_user_dirs: Path
 ) -> None:
     plan = {"wait_for_signal": True, "exit_on_signal": 77}
     run = await start_run(tmp_path, ["--quiet"], plan=plan, env=env)
     await run.wait_for_report("ready")
 
     # Ctrl-C reaches the whole foreground group; cc-proxy must neither die nor pass it on.
+    # Its handler logs that it took SIGINT: past that line a forwarded SIGINT would already be
+    # on its way to claude, which records every signal it gets (checked at the end).
     run.process.send_signal(signal.SIGINT)
-    await asyncio.sleep(0.5)
+    await run.wait_for_log(isolated_user_dirs / "state", SIGINT_LEFT_TO_CLAUDE)
     assert run.process.returncode is None
     assert run.report()["signals"] == []
 
@@ -318,14 +316,16 @@ async def test_nothing_heavy_is_imported_before_claude_is_spawned(
 
 
 async def test_ctrl_c_to_the_whole_group_reaches_claude_and_cc_proxy_stays(
-    tmp_path: Path, env: dict[str, str]
+    tmp_path: Path, env: dict[str, str], isolated_user_dirs: Path
 ) -> None:
     """What a terminal does on Ctrl-C: SIGINT to every process in the foreground group."""
     plan = {"wait_for_signal": True, "exit_on_signal": 0}
     run = await start_run(tmp_path, ["--quiet"], plan=plan, env=env, new_session=True)
     await run.wait_for_report("ready")
     os.killpg(run.process.pid, signal.SIGINT)
-    await asyncio.sleep(0.5)
+    # Both took it: claude recorded it, and cc-proxy's handler ran (and cc-proxy is still here).
+    await run.wait_for_report("signals", lambda signals: "SIGINT" in signals)
+    await run.wait_for_log(isolated_user_dirs / "state", SIGINT_LEFT_TO_CLAUDE)
     assert run.process.returncode is None  # cc-proxy let claude decide
     run.process.send_signal(signal.SIGTERM)
     done = await run.finish()

@@ -7,7 +7,7 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,12 +18,6 @@ from tests.fake_upstream import FakeUpstream
 from tests.launcher.harness import cc_proxy_argv, port_is_closed, run_command, upstream_env
 
 CHOSEN_TOKEN = "a-token-the-user-chose-0123456789"
-
-
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeUpstream]:
-    async with FakeUpstream() as fake:
-        yield fake
 
 
 @dataclass

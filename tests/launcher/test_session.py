@@ -6,7 +6,10 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,7 @@ from cc_nemo.settings.catalog import Catalog
 from cc_nemo.settings.runtime import ProviderSettings, ProxySettings
 from tests.fake_upstream import FakeUpstream
 from tests.launcher.harness import FAKE_CLAUDE, GATEWAY_TOKEN, port_is_closed
+from tests.waiting import eventually
 
 
 def settings_for(upstream: FakeUpstream, tmp_path: Path) -> ProxySettings:
@@ -43,10 +47,32 @@ def settings_for(upstream: FakeUpstream, tmp_path: Path) -> ProxySettings:
     )
 
 
-def fake_launch(settings: ProxySettings, port: int, plan: dict[str, object]) -> ClaudeLaunch:
-    env = build_claude_env(os.environ, settings, base_url_for(LOOPBACK_HOST, port))
-    env["FAKE_CLAUDE_PLAN"] = json.dumps(plan)
-    return ClaudeLaunch(sys.executable, [str(FAKE_CLAUDE)], env)
+@dataclass
+class Session:
+    """What a session needs: settings for the fake upstream, and a listening socket."""
+
+    settings: ProxySettings
+    sock: socket.socket
+    port: int
+    report: Path
+
+    def launch(self, **plan: object) -> ClaudeLaunch:
+        """The fake claude, pointed at this session's port, following `plan`."""
+        base_url = base_url_for(LOOPBACK_HOST, self.port)
+        env = build_claude_env(os.environ, self.settings, base_url)
+        env["FAKE_CLAUDE_PLAN"] = json.dumps({"report": str(self.report), **plan})
+        return ClaudeLaunch(sys.executable, [str(FAKE_CLAUDE)], env)
+
+
+@pytest.fixture
+async def session(tmp_path: Path) -> AsyncIterator[Session]:
+    async with FakeUpstream() as upstream:
+        sock = open_listen_socket()
+        try:
+            port = sock.getsockname()[1]
+            yield Session(settings_for(upstream, tmp_path), sock, port, tmp_path / "report.json")
+        finally:
+            sock.close()
 
 
 def child_pids() -> list[int]:
@@ -62,100 +88,65 @@ def command_line(pid: int) -> str:
 
 
 async def wait_for_file_key(path: Path, key: str, timeout: float = 30.0) -> dict[str, object]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
+    def reported() -> dict[str, object] | None:
         if path.exists() and (report := json.loads(path.read_text())).get(key):
             return report
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no {key!r} in {path}")
+        return None
+
+    return await eventually(reported, timeout, what=f"{key!r} in {path}")
 
 
-async def test_session_ledger_counts_what_claude_asked(tmp_path: Path) -> None:
-    async with FakeUpstream() as upstream:
-        settings = settings_for(upstream, tmp_path)
-        sock = open_listen_socket()
-        port = sock.getsockname()[1]
-        report = tmp_path / "report.json"
-        plan = {"report": str(report), "calls": [{"prompt": "a"}, {"prompt": "b", "stream": True}]}
-        try:
-            result = await run_session(settings, fake_launch(settings, port, plan), sock)
-        finally:
-            sock.close()
+async def test_session_ledger_counts_what_claude_asked(session: Session) -> None:
+    calls = [{"prompt": "a"}, {"prompt": "b", "stream": True}]
+    result = await run_session(session.settings, session.launch(calls=calls), session.sock)
 
     assert result.exit_code == 0
     summary = result.ledger.summary()
     assert (summary.requests, summary.errors) == (2, 0)
     assert summary.output_tokens > 0
     assert summary.cost_usd > 0
-    assert await port_is_closed(port)
+    assert await port_is_closed(session.port)
 
 
 async def test_claude_that_ignores_sigterm_is_killed_after_the_grace_period(
-    tmp_path: Path,
+    session: Session,
 ) -> None:
-    async with FakeUpstream() as upstream:
-        settings = settings_for(upstream, tmp_path)
-        sock = open_listen_socket()
-        port = sock.getsockname()[1]
-        report = tmp_path / "report.json"
-        plan = {"report": str(report), "wait_for_signal": True, "ignore_signals": ["SIGTERM"]}
-        session = asyncio.ensure_future(
-            run_session(settings, fake_launch(settings, port, plan), sock, terminate_grace_s=0.5)
-        )
-        try:
-            await wait_for_file_key(report, "ready")
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            os.kill(os.getpid(), signal.SIGTERM)  # as if cc-proxy itself got SIGTERM
-            result = await asyncio.wait_for(session, 10)
-            waited = loop.time() - started
-        finally:
-            sock.close()
+    launch = session.launch(wait_for_signal=True, ignore_signals=["SIGTERM"])
+    running = asyncio.ensure_future(
+        run_session(session.settings, launch, session.sock, terminate_grace_s=0.5)
+    )
+    await wait_for_file_key(session.report, "ready")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    os.kill(os.getpid(), signal.SIGTERM)  # as if cc-proxy itself got SIGTERM
+    result = await asyncio.wait_for(running, 10)
+    waited = loop.time() - started
 
     assert result.exit_code == 128 + signal.SIGKILL
     assert 0.4 < waited < 5
 
 
-async def test_signal_handlers_are_removed_after_the_session(tmp_path: Path) -> None:
-    async with FakeUpstream() as upstream:
-        settings = settings_for(upstream, tmp_path)
-        sock = open_listen_socket()
-        plan = {"report": str(tmp_path / "report.json")}
-        try:
-            await run_session(settings, fake_launch(settings, 0, plan), sock)
-        finally:
-            sock.close()
+async def test_signal_handlers_are_removed_after_the_session(session: Session) -> None:
+    await run_session(session.settings, session.launch(), session.sock)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 async def test_a_missing_executable_raises_a_user_error_and_leaves_no_handlers(
-    tmp_path: Path,
+    session: Session, tmp_path: Path
 ) -> None:
-    async with FakeUpstream() as upstream:
-        settings = settings_for(upstream, tmp_path)
-        sock = open_listen_socket()
-        launch = ClaudeLaunch(str(tmp_path / "missing"), [], dict(os.environ))
-        try:
-            with pytest.raises(UserError, match="cannot start claude"):
-                await run_session(settings, launch, sock)
-        finally:
-            sock.close()
+    launch = ClaudeLaunch(str(tmp_path / "missing"), [], dict(os.environ))
+    with pytest.raises(UserError, match="cannot start claude"):
+        await run_session(session.settings, launch, session.sock)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 async def test_when_the_proxy_cannot_serve_claude_is_stopped_and_the_user_told(
-    tmp_path: Path,
+    session: Session,
 ) -> None:
-    async with FakeUpstream() as upstream:
-        settings = settings_for(upstream, tmp_path)
-        sock = open_listen_socket()
-        port = sock.getsockname()[1]
-        sock.close()  # the proxy will find nothing to serve on
-        report = tmp_path / "report.json"
-        plan = {"report": str(report), "wait_for_signal": True, "exit_on_signal": 0}
-        with pytest.raises(UserError, match="the proxy failed to start"):
-            await run_session(settings, fake_launch(settings, port, plan), sock)
+    session.sock.close()  # the proxy will find nothing to serve on
+    launch = session.launch(wait_for_signal=True, exit_on_signal=0)
+    with pytest.raises(UserError, match="the proxy failed to start"):
+        await run_session(session.settings, launch, session.sock)
     # Claude was stopped and reaped: no child of ours runs the fake any more.
     assert not [pid for pid in child_pids() if FAKE_CLAUDE.name in command_line(pid)]
