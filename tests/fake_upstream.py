@@ -10,6 +10,14 @@ In tests:
     fake.enqueue(Reply.stream(text_stream("hello")), Reply.error(429, cf_error(3040, "...")))
     ... fake.requests[-1].body["model"] ...
 
+It also serves what `cc-proxy login` and `cc-proxy models --remote` ask of a provider:
+`GET {base}/models` (an OpenAI or Anthropic model listing of `listed_models`) and Cloudflare's
+REST model search, `GET /client/v4/accounts/{account}/ai/models/search`, paged from
+`workers_ai_models` (`workers_ai_model(...)` builds one entry). Scripted replies answer these
+too. The CLI runs its own `asyncio.run`, so there the fake serves from a thread:
+    with FakeUpstream().serving_in_thread() as fake:
+        run_cli("login", "--gateway-url", f"{fake.url}/v1/acct/gw", ...)
+
 Standalone (for the real claude CLI, the launcher or a benchmark):
     python -m tests.fake_upstream --port 8787 --script echo
 It prints `listening on http://127.0.0.1:PORT` and serves until interrupted. `GET /_fake/requests`
@@ -28,9 +36,10 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,6 +229,17 @@ def gateway_error(code: int, message: str) -> dict[str, Any]:
     return {"success": False, "error": [{"code": code, "message": message}]}
 
 
+def workers_ai_model(name: str, **properties: Any) -> dict[str, Any]:
+    """One entry of Cloudflare's model search, e.g. `workers_ai_model("@cf/x/y",
+    context_window="131072", function_calling="true", price=[...])`."""
+    return {
+        "name": name,
+        "description": "d",
+        "task": {"name": "Text Generation"},
+        "properties": [{"property_id": key, "value": value} for key, value in properties.items()],
+    }
+
+
 CAPACITY_ERROR = cf_error(3040, "Capacity temporarily exceeded, please try again.")
 DAILY_QUOTA_ERROR = cf_error(
     3036, "You have used up your daily free allocation of 10,000 neurons, please upgrade."
@@ -335,6 +355,8 @@ class RecordedRequest:
     received_at: float
     cancelled: bool = False
     finished: bool = False
+    # Body bytes of a streamed answer written so far (a stalled reader stops this growing).
+    sent: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -346,6 +368,7 @@ class RecordedRequest:
             "size": self.size,
             "cancelled": self.cancelled,
             "finished": self.finished,
+            "sent": self.sent,
         }
 
 
@@ -376,6 +399,12 @@ class FakeUpstream:
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
         self.port = 0
+        # What `GET {base}/models` lists (model ids).
+        self.listed_models: list[str] = [FAKE_MODEL]
+        # Cloudflare's model search: its entries, and its page size (the real endpoint
+        # reportedly ignores `per_page`, so the fake does too).
+        self.workers_ai_models: list[dict[str, Any]] = []
+        self.search_page_size = 50
 
     # -- scripting
     def enqueue(self, *replies: Reply) -> None:
@@ -433,6 +462,40 @@ class FakeUpstream:
             await self._runner.cleanup()
             self._runner = None
 
+    @contextlib.contextmanager
+    def serving_in_thread(self) -> Iterator[FakeUpstream]:
+        """Serve from a thread with its own event loop, for code under test that calls
+        `asyncio.run` itself (the CLI's login check, `models --remote`). Read `requests` once
+        that code has returned."""
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # reported to the caller below
+                failure.append(exc)
+                return
+            finally:
+                started.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=serve, name="fake-upstream", daemon=True)
+        thread.start()
+        started.wait()
+        if failure:
+            loop.close()
+            raise failure[0]
+        try:
+            yield self
+        finally:
+            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(10)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+            loop.close()
+
     async def __aenter__(self) -> FakeUpstream:
         await self.start()
         return self
@@ -475,7 +538,7 @@ class FakeUpstream:
         self.requests.append(record)
         self._changed.set()
         try:
-            response = await self._answer(request, body)
+            response = await self._answer(request, body, record)
             record.finished = True
             return response
         except (asyncio.CancelledError, ConnectionResetError):
@@ -485,13 +548,19 @@ class FakeUpstream:
         finally:
             self._changed.set()
 
-    async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
+    async def _answer(
+        self, request: web.Request, body: Any, record: RecordedRequest
+    ) -> web.StreamResponse:
+        if self._queue:
+            return await self._send(request, self._queue.popleft(), record)
+        if request.method == "GET" and request.path.endswith("/ai/models/search"):
+            return web.json_response(self._search_page(request.query))
+        if request.method == "GET" and request.path.endswith("/models"):
+            return web.json_response(self._model_listing(request))
         if request.method != "POST":
             return web.json_response(cf_error(7001, "Method not supported"), status=405)
         is_anthropic = request.path.endswith("/v1/messages") or request.path.endswith("/messages")
-        if self._queue:
-            reply = self._queue.popleft()
-        elif self.responder is not None and isinstance(body, dict):
+        if self.responder is not None and isinstance(body, dict):
             reply = self.responder(body)
         elif is_anthropic:
             reply = anthropic_echo_reply(body if isinstance(body, dict) else {})
@@ -501,9 +570,33 @@ class FakeUpstream:
             return web.json_response(
                 cf_error(7003, f"Could not route to {request.path}"), status=404
             )
-        return await self._send(request, reply)
+        return await self._send(request, reply, record)
 
-    async def _send(self, request: web.Request, reply: Reply) -> web.StreamResponse:
+    def _search_page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """One page of Cloudflare's model search (v4 envelope, `result_info` for paging)."""
+        page = max(1, int(query.get("page", "1")))
+        size = self.search_page_size
+        result = self.workers_ai_models[(page - 1) * size : page * size]
+        info = {
+            "page": page,
+            "per_page": size,
+            "count": len(result),
+            "total_count": len(self.workers_ai_models),
+        }
+        return {"success": True, "result": result, "result_info": info, "errors": []}
+
+    def _model_listing(self, request: web.Request) -> dict[str, Any]:
+        """`GET /v1/models` as OpenAI answers it, or Anthropic when asked with its header."""
+        if "anthropic-version" in request.headers:
+            data = [{"id": m, "type": "model", "display_name": m} for m in self.listed_models]
+            first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+            return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+        listed = [{"id": m, "object": "model", "owned_by": "fake"} for m in self.listed_models]
+        return {"object": "list", "data": listed}
+
+    async def _send(
+        self, request: web.Request, reply: Reply, record: RecordedRequest
+    ) -> web.StreamResponse:
         if reply.delay:
             await asyncio.sleep(reply.delay)
         if reply.kind != "stream":
@@ -530,7 +623,9 @@ class FakeUpstream:
                 return response
             if sent and reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
-            await response.write(_sse_bytes(item))
+            data = _sse_bytes(item)
+            await response.write(data)
+            record.sent += len(data)
         if reply.drop_after is not None and reply.drop_after >= len(reply.chunks):
             _drop(request)
             return response

@@ -1,4 +1,5 @@
-"""Fixtures for the CLI tests: an in-process runner for `cc_nemo.cli.main.main`, keyrings, servers."""
+"""Fixtures for the CLI tests: an in-process runner for `cc_nemo.cli.main.main`, keyrings, and
+the fake upstream served from a thread (the commands run their own `asyncio.run`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from keyring.backends import fail
 from typer.testing import CliRunner
 
 from cc_nemo.cli import main as cli
-from tests.cli.fake_http import FakeHttp
 from tests.cli.memkeyring import MemoryKeyring
+from tests.fake_upstream import FakeUpstream
 
 # Variables the shared conftest does not clear but these commands read.
 _MORE_ENV = (
@@ -88,10 +89,10 @@ def run_cli(
 
 
 @pytest.fixture
-def fake_http() -> Iterator[FakeHttp]:
-    server = FakeHttp().start()
-    yield server
-    server.stop()
+def upstream() -> Iterator[FakeUpstream]:
+    """The fake provider (AI Gateway, OpenAI/Anthropic model listing, Cloudflare REST API)."""
+    with FakeUpstream().serving_in_thread() as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -181,6 +181,15 @@ def test_world_readable_secrets_file_is_reported() -> None:
     assert "chmod 600" in (credentials.secrets_file_problem() or "")
 
 
+def words_printed_by(probe: str) -> list[str]:
+    """Run `probe` in a fresh interpreter (nothing imported yet); the words it printed."""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 def test_reading_a_secret_from_the_fallback_file_does_not_start_keyring() -> None:
     set_secret("aig_token", GATEWAY_TOKEN)
     probe = (
@@ -188,10 +197,7 @@ def test_reading_a_secret_from_the_fallback_file_does_not_start_keyring() -> Non
         "from cc_nemo.settings.credentials import get_secret\n"
         "print(get_secret('aig_token')[1], 'keyring' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.stdout.split() == ["file", "False"], done.stderr
+    assert words_printed_by(probe) == ["file", "False"]
 
 
 def test_resolving_file_stored_credentials_does_not_start_keyring() -> None:
@@ -206,10 +212,7 @@ def test_resolving_file_stored_credentials_does_not_start_keyring() -> None:
         "'https://gateway.ai.cloudflare.com/v1/0123456789abcdef0123456789abcdef/gw'))\n"
         "print(sorted(provider.headers), 'keyring' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.stdout.split() == ["['cf-aig-authorization']", "False"], done.stderr
+    assert words_printed_by(probe) == ["['cf-aig-authorization']", "False"]
 
 
 def test_a_secret_is_redacted_as_soon_as_it_is_validated() -> None:

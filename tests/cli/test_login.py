@@ -6,7 +6,6 @@ import socket
 import stat
 
 import keyring
-import orjson
 import pytest
 import typer
 from keyring.errors import KeyringLocked, PasswordDeleteError
@@ -14,27 +13,37 @@ from keyring.errors import KeyringLocked, PasswordDeleteError
 from cc_nemo.settings.config import Config, config_path, load_config
 from cc_nemo.settings.credentials import get_secret, secrets_file_path, stored_secret
 from tests.cli.conftest import API_KEY, CF_API_TOKEN, GATEWAY_TOKEN, CliResult, run_cli
-from tests.cli.fake_http import Answer, FakeHttp
 from tests.cli.memkeyring import MemoryKeyring
-
-OK_COMPLETION = {
-    "id": "c1",
-    "object": "chat.completion",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "length"}
-    ],
-    "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-}
+from tests.fake_upstream import FakeUpstream, Reply
 
 
-def gateway_url(server: FakeHttp) -> str:
+def gateway_url(server: FakeUpstream) -> str:
     return f"{server.url}/v1/acct/gw"
 
 
-def login_with_stdin(server: FakeHttp, *flags: str, secrets: str) -> CliResult:
+def login_with_stdin(server: FakeUpstream, *flags: str, secrets: str) -> CliResult:
     return run_cli(
         "login", "--gateway-url", gateway_url(server), "--aig-token-stdin", *flags, input=secrets
     )
+
+
+def login_with_both_tokens(server: FakeUpstream) -> CliResult:
+    return login_with_stdin(
+        server, "--cloudflare-token-stdin", secrets=f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n"
+    )
+
+
+OFFLINE_GATEWAY = "http://127.0.0.1:9/v1/a/g"  # never contacted: --no-verify
+
+
+def login_unchecked(*, both_tokens: bool = False) -> CliResult:
+    """Store a gateway URL and its token(s), skipping the check."""
+    flags = ("--cloudflare-token-stdin",) if both_tokens else ()
+    secrets = f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n" if both_tokens else GATEWAY_TOKEN
+    return run_cli(
+        "login", "--gateway-url", OFFLINE_GATEWAY, "--aig-token-stdin", *flags, "--no-verify",
+        input=secrets,
+    )  # fmt: skip
 
 
 def assert_no_secret_in(result: CliResult) -> None:
@@ -43,21 +52,17 @@ def assert_no_secret_in(result: CliResult) -> None:
 
 
 def test_scripted_login_checks_with_one_tiny_completion_and_stores_both_tokens(
-    fake_http: FakeHttp,
+    upstream: FakeUpstream,
 ) -> None:
-    fake_http.handler = lambda seen: Answer(200, OK_COMPLETION)
-    result = login_with_stdin(
-        fake_http, "--cloudflare-token-stdin", secrets=f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n"
-    )
+    result = login_with_both_tokens(upstream)
     assert result.exit_code == 0, result.output
-    [seen] = fake_http.seen
+    [seen] = upstream.requests
     assert (seen.method, seen.path) == ("POST", "/v1/acct/gw/compat/chat/completions")
     assert seen.headers["cf-aig-authorization"] == f"Bearer {GATEWAY_TOKEN}"
     assert seen.headers["authorization"] == f"Bearer {CF_API_TOKEN}"
-    body = orjson.loads(seen.body)
-    assert body["max_tokens"] == 1
-    assert body["model"] == "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"
-    assert load_config() == Config(provider="cloudflare", gateway_url=gateway_url(fake_http))
+    assert seen.body["max_tokens"] == 1
+    assert seen.body["model"] == "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"
+    assert load_config() == Config(provider="cloudflare", gateway_url=gateway_url(upstream))
     assert get_secret("aig_token") == (GATEWAY_TOKEN, "file")
     assert get_secret("cloudflare_api_token") == (CF_API_TOKEN, "file")
     assert "credentials verified" in result.stderr
@@ -65,12 +70,9 @@ def test_scripted_login_checks_with_one_tiny_completion_and_stores_both_tokens(
 
 
 def test_without_a_keyring_login_warns_once_that_secrets_are_in_a_0600_file(
-    fake_http: FakeHttp,
+    upstream: FakeUpstream,
 ) -> None:
-    fake_http.handler = lambda seen: Answer(200, OK_COMPLETION)
-    result = login_with_stdin(
-        fake_http, "--cloudflare-token-stdin", secrets=f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n"
-    )
+    result = login_with_both_tokens(upstream)
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1
     assert "no usable OS keyring" in warnings[0] and str(secrets_file_path()) in warnings[0]
@@ -79,10 +81,9 @@ def test_without_a_keyring_login_warns_once_that_secrets_are_in_a_0600_file(
 
 
 def test_with_a_keyring_login_stores_secrets_there_and_writes_no_file(
-    fake_http: FakeHttp, memory_keyring: MemoryKeyring
+    upstream: FakeUpstream, memory_keyring: MemoryKeyring
 ) -> None:
-    fake_http.handler = lambda seen: Answer(200, OK_COMPLETION)
-    result = login_with_stdin(fake_http, secrets=f"{GATEWAY_TOKEN}\n")
+    result = login_with_stdin(upstream, secrets=f"{GATEWAY_TOKEN}\n")
     assert result.exit_code == 0, result.output
     assert memory_keyring.store == {("cc-proxy", "aig_token"): GATEWAY_TOKEN}
     assert not secrets_file_path().exists()
@@ -90,12 +91,11 @@ def test_with_a_keyring_login_stores_secrets_there_and_writes_no_file(
     assert "stored in the OS keyring" in result.stderr
 
 
-def test_interactive_login_prompts_for_url_and_hidden_tokens(fake_http: FakeHttp) -> None:
-    fake_http.handler = lambda seen: Answer(200, OK_COMPLETION)
-    result = run_cli("login", input=f"{gateway_url(fake_http)}\n{GATEWAY_TOKEN}\n\n")
+def test_interactive_login_prompts_for_url_and_hidden_tokens(upstream: FakeUpstream) -> None:
+    result = run_cli("login", input=f"{gateway_url(upstream)}\n{GATEWAY_TOKEN}\n\n")
     assert result.exit_code == 0, result.output
-    assert "authorization" not in fake_http.seen[0].headers  # optional token skipped
-    assert load_config().gateway_url == gateway_url(fake_http)
+    assert "authorization" not in upstream.requests[0].headers  # optional token skipped
+    assert load_config().gateway_url == gateway_url(upstream)
     assert stored_secret("cloudflare_api_token") == (None, "missing")
     assert_no_secret_in(result)
 
@@ -117,12 +117,11 @@ def test_account_id_and_gateway_flags_build_the_url() -> None:
     assert load_config().gateway_url == f"https://gateway.ai.cloudflare.com/v1/{account}/gw1"
 
 
-def test_relogin_with_enter_keeps_the_stored_gateway_token(fake_http: FakeHttp) -> None:
-    fake_http.handler = lambda seen: Answer(200, OK_COMPLETION)
-    assert login_with_stdin(fake_http, secrets=GATEWAY_TOKEN).exit_code == 0
+def test_relogin_with_enter_keeps_the_stored_gateway_token(upstream: FakeUpstream) -> None:
+    assert login_with_stdin(upstream, secrets=GATEWAY_TOKEN).exit_code == 0
     result = run_cli("login", input="\n\n\n")  # keep URL (default), keep token, skip API token
     assert result.exit_code == 0, result.output
-    assert fake_http.seen[-1].headers["cf-aig-authorization"] == f"Bearer {GATEWAY_TOKEN}"
+    assert upstream.requests[-1].headers["cf-aig-authorization"] == f"Bearer {GATEWAY_TOKEN}"
     assert get_secret("aig_token") == (GATEWAY_TOKEN, "file")
 
 
@@ -138,21 +137,21 @@ WORKERS_10000 = {
 @pytest.mark.parametrize(
     ("answer", "with_api_token", "expected"),
     [
-        (Answer(401, GATEWAY_2009), True, "the AI Gateway token was rejected (cf-aig-authorization, code 2009"),
-        (Answer(401, WORKERS_10000), True, "the Cloudflare API token was rejected by Workers AI"),
-        (Answer(403, WORKERS_10000), False, "also give a Cloudflare API token"),
-        (Answer(400, {"success": False, "error": [{"code": 2001, "message": "no gw"}]}), True, "no such AI Gateway"),
-        (Answer(404, {"success": False, "errors": [{"code": 7003, "message": "Could not route"}]}), True, "check the account id"),
-        (Answer(500, {"error": "boom"}), True, "the test request failed (HTTP 500: boom)"),
+        (Reply.error(401, GATEWAY_2009), True, "the AI Gateway token was rejected (cf-aig-authorization, code 2009"),
+        (Reply.error(401, WORKERS_10000), True, "the Cloudflare API token was rejected by Workers AI"),
+        (Reply.error(403, WORKERS_10000), False, "also give a Cloudflare API token"),
+        (Reply.error(400, {"success": False, "error": [{"code": 2001, "message": "no gw"}]}), True, "no such AI Gateway"),
+        (Reply.error(404, {"success": False, "errors": [{"code": 7003, "message": "Could not route"}]}), True, "check the account id"),
+        (Reply.error(500, {"error": "boom"}), True, "the test request failed (HTTP 500: boom)"),
     ],
 )  # fmt: skip
 def test_failed_check_names_the_failing_token_and_stores_nothing(
-    fake_http: FakeHttp, answer: Answer, with_api_token: bool, expected: str
+    upstream: FakeUpstream, answer: Reply, with_api_token: bool, expected: str
 ) -> None:
-    fake_http.handler = lambda seen: answer
+    upstream.enqueue(answer)
     flags = ("--cloudflare-token-stdin",) if with_api_token else ()
     secrets = f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n" if with_api_token else GATEWAY_TOKEN
-    result = login_with_stdin(fake_http, *flags, secrets=secrets)
+    result = login_with_stdin(upstream, *flags, secrets=secrets)
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()[-1:]
     assert line.startswith("cc-proxy: error: ")
@@ -166,25 +165,25 @@ def test_failed_check_names_the_failing_token_and_stores_nothing(
 @pytest.mark.parametrize(
     "answer",
     [
-        Answer(429, {"errors": [{"code": 3040, "message": "Capacity temporarily exceeded"}]}),
-        Answer(403, {"errors": [{"code": 5035, "message": "needs Workers Paid"}]}),
+        Reply.error(429, {"errors": [{"code": 3040, "message": "Capacity temporarily exceeded"}]}),
+        Reply.error(403, {"errors": [{"code": 5035, "message": "needs Workers Paid"}]}),
     ],
 )
 def test_errors_after_authentication_still_count_as_accepted_credentials(
-    fake_http: FakeHttp, answer: Answer
+    upstream: FakeUpstream, answer: Reply
 ) -> None:
-    fake_http.handler = lambda seen: answer
-    result = login_with_stdin(fake_http, secrets=GATEWAY_TOKEN)
+    upstream.enqueue(answer)
+    result = login_with_stdin(upstream, secrets=GATEWAY_TOKEN)
     assert result.exit_code == 0, result.output
     assert "credentials accepted" in result.stderr
     assert get_secret("aig_token")[0] == GATEWAY_TOKEN
 
 
-def test_upstream_message_echoing_the_token_is_redacted(fake_http: FakeHttp) -> None:
-    fake_http.handler = lambda seen: Answer(
-        401, {"error": [{"code": 2009, "message": f"bad token {GATEWAY_TOKEN}"}]}
+def test_upstream_message_echoing_the_token_is_redacted(upstream: FakeUpstream) -> None:
+    upstream.enqueue(
+        Reply.error(401, {"error": [{"code": 2009, "message": f"bad token {GATEWAY_TOKEN}"}]})
     )
-    result = login_with_stdin(fake_http, secrets=GATEWAY_TOKEN)
+    result = login_with_stdin(upstream, secrets=GATEWAY_TOKEN)
     assert result.exit_code == 1
     assert "bad token ••••" in result.stderr
     assert_no_secret_in(result)
@@ -203,10 +202,10 @@ def test_unreachable_gateway_is_one_line_naming_the_host() -> None:
     assert len(result.stderr.strip().splitlines()) == 2  # "Checking…" note + the error
 
 
-def test_no_verify_makes_no_request(fake_http: FakeHttp) -> None:
-    result = login_with_stdin(fake_http, "--no-verify", secrets=GATEWAY_TOKEN)
+def test_no_verify_makes_no_request(upstream: FakeUpstream) -> None:
+    result = login_with_stdin(upstream, "--no-verify", secrets=GATEWAY_TOKEN)
     assert result.exit_code == 0, result.output
-    assert fake_http.seen == []
+    assert upstream.requests == []
     assert get_secret("aig_token")[0] == GATEWAY_TOKEN
 
 
@@ -218,46 +217,49 @@ def test_no_verify_makes_no_request(fake_http: FakeHttp) -> None:
     ],
 )
 def test_generic_provider_login_checks_the_model_listing_with_the_key(
-    fake_http: FakeHttp, provider: str, path: str, auth_header: str, auth_value: str
+    upstream: FakeUpstream, provider: str, path: str, auth_header: str, auth_value: str
 ) -> None:
-    fake_http.handler = lambda seen: Answer(200, {"object": "list", "data": [{"id": "m"}]})
     result = run_cli(
-        "login", "--provider", provider, "--base-url", f"{fake_http.url}/v1", "--api-key-stdin",
+        "login", "--provider", provider, "--base-url", f"{upstream.url}/v1", "--api-key-stdin",
         input=API_KEY,
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    [seen] = fake_http.seen
+    [seen] = upstream.requests
     assert (seen.method, seen.path, seen.headers[auth_header]) == ("GET", path, auth_value)
     if provider == "anthropic":
         assert seen.headers["anthropic-version"] == "2023-06-01"
     assert "(1 models listed)" in result.stderr
-    assert load_config() == Config(provider=provider, base_url=f"{fake_http.url}/v1")
+    assert load_config() == Config(provider=provider, base_url=f"{upstream.url}/v1")
     assert get_secret("api_key") == (API_KEY, "file")
 
 
-def test_keyless_local_server_login_needs_no_api_key(fake_http: FakeHttp) -> None:
-    fake_http.handler = lambda seen: Answer(200, {"object": "list", "data": []})
+def test_keyless_local_server_login_needs_no_api_key(upstream: FakeUpstream) -> None:
+    upstream.listed_models = []
     result = run_cli(
-        "login", "--provider", "openai", "--base-url", f"{fake_http.url}/v1", input="\n"
+        "login", "--provider", "openai", "--base-url", f"{upstream.url}/v1", input="\n"
     )
     assert result.exit_code == 0, result.output
-    assert "authorization" not in fake_http.seen[0].headers
+    assert "authorization" not in upstream.requests[0].headers
     assert stored_secret("api_key") == (None, "missing")
 
 
 @pytest.mark.parametrize(
     ("answer", "code", "expected"),
     [
-        (Answer(401, {"error": {"message": "Invalid API key"}}), 1, "the API key was rejected by"),
-        (Answer(405, {"errors": [{"code": 7001, "message": "method"}]}), 0, "saved unchecked"),
+        (
+            Reply.error(401, {"error": {"message": "Invalid API key"}}),
+            1,
+            "the API key was rejected by",
+        ),
+        (Reply.error(405, {"errors": [{"code": 7001, "message": "method"}]}), 0, "saved unchecked"),
     ],
 )
 def test_generic_provider_check_outcomes(
-    fake_http: FakeHttp, answer: Answer, code: int, expected: str
+    upstream: FakeUpstream, answer: Reply, code: int, expected: str
 ) -> None:
-    fake_http.handler = lambda seen: answer
+    upstream.enqueue(answer)
     result = run_cli(
-        "login", "--provider", "openai", "--base-url", f"{fake_http.url}/v1", "--api-key-stdin",
+        "login", "--provider", "openai", "--base-url", f"{upstream.url}/v1", "--api-key-stdin",
         input=API_KEY,
     )  # fmt: skip
     assert result.exit_code == code
@@ -293,25 +295,19 @@ def test_login_warns_when_an_environment_variable_overrides_the_stored_token(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("CF_AIG_TOKEN", "another-token-from-env-0000")
-    result = run_cli(
-        "login", "--gateway-url", "http://127.0.0.1:9/v1/a/g", "--aig-token-stdin", "--no-verify",
-        input=GATEWAY_TOKEN,
-    )  # fmt: skip
+    result = login_unchecked()
     assert result.exit_code == 0
     assert "CF_AIG_TOKEN is set in the environment and overrides the stored value" in result.stderr
 
 
 def test_logout_removes_stored_secrets_and_keeps_the_config(memory_keyring: MemoryKeyring) -> None:
-    run_cli(
-        "login", "--gateway-url", "http://127.0.0.1:9/v1/a/g", "--aig-token-stdin",
-        "--cloudflare-token-stdin", "--no-verify", input=f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n",
-    )  # fmt: skip
+    login_unchecked(both_tokens=True)
     result = run_cli("logout")
     assert result.exit_code == 0
     assert "AI Gateway token (from keyring)" in result.stderr
     assert "Cloudflare API token (from keyring)" in result.stderr
     assert memory_keyring.store == {}
-    assert load_config().gateway_url == "http://127.0.0.1:9/v1/a/g"
+    assert load_config().gateway_url == OFFLINE_GATEWAY
     assert "No stored secrets" in run_cli("logout").stderr
 
 
@@ -334,10 +330,7 @@ class RefusingKeyring(MemoryKeyring):
 def test_logout_says_so_when_the_keyring_keeps_a_token(
     memory_keyring: MemoryKeyring, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
-    run_cli(
-        "login", "--gateway-url", "http://127.0.0.1:9/v1/a/g", "--aig-token-stdin",
-        "--cloudflare-token-stdin", "--no-verify", input=f"{GATEWAY_TOKEN}\n{CF_API_TOKEN}\n",
-    )  # fmt: skip
+    login_unchecked(both_tokens=True)
     monkeypatch.setattr(RefusingKeyring, "error", error)
     keyring.set_keyring(RefusingKeyring())
     result = run_cli("logout")
@@ -355,10 +348,7 @@ def test_logout_says_so_when_the_keyring_keeps_a_token(
 def test_logout_removes_the_fallback_file_and_mentions_env_still_set(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run_cli(
-        "login", "--gateway-url", "http://127.0.0.1:9/v1/a/g", "--aig-token-stdin", "--no-verify",
-        input=GATEWAY_TOKEN,
-    )  # fmt: skip
+    login_unchecked()
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_API_TOKEN)
     result = run_cli("logout")
     assert "AI Gateway token (from file)" in result.stderr

@@ -9,7 +9,7 @@ import pytest
 from cc_nemo.settings.catalog import BUILTIN_MODELS
 from cc_nemo.settings.config import load_config
 from tests.cli.conftest import API_KEY, CF_API_TOKEN, GATEWAY_TOKEN, run_cli
-from tests.cli.fake_http import Answer, FakeHttp, Seen
+from tests.fake_upstream import FakeUpstream, Reply, workers_ai_model
 
 JSON_KEYS = {
     "alias",
@@ -136,17 +136,8 @@ def test_default_sets_and_resets_the_model_choices() -> None:
     assert (config.default_model, config.small_model, config.subagent_model) == (None, None, None)
 
 
-def search_result(name: str, **props: object) -> dict[str, object]:
-    return {
-        "name": name,
-        "description": "d",
-        "task": {"name": "Text Generation"},
-        "properties": [{"property_id": key, "value": value} for key, value in props.items()],
-    }
-
-
 PAGE_1 = [
-    search_result(
+    workers_ai_model(
         "@cf/nvidia/nemotron-3-120b-a12b",
         context_window="256000",
         function_calling="true",
@@ -156,30 +147,25 @@ PAGE_1 = [
             {"unit": "per M output tokens", "price": 1.5, "currency": "USD"},
         ],
     ),
-    search_result("@cf/zai-org/glm-5.3", context_window="1310720", function_calling="true"),
+    workers_ai_model("@cf/zai-org/glm-5.3", context_window="1310720", function_calling="true"),
 ]
-PAGE_2 = [search_result("@cf/meta/llama-3.1-8b-instruct", context_window="32000")]
+PAGE_2 = [workers_ai_model("@cf/meta/llama-3.1-8b-instruct", context_window="32000")]
 
 
 @pytest.fixture
-def cloudflare_api(fake_http: FakeHttp, monkeypatch: pytest.MonkeyPatch) -> FakeHttp:
-    monkeypatch.setenv("CC_PROXY_CF_API_BASE", f"{fake_http.url}/client/v4")
+def cloudflare_api(upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> FakeUpstream:
+    """The account's three models, served two per page."""
+    monkeypatch.setenv("CC_PROXY_CF_API_BASE", f"{upstream.url}/client/v4")
     monkeypatch.setenv("CF_AI_GATEWAY_URL", "https://gateway.ai.cloudflare.com/v1/acct123/gw")
     monkeypatch.setenv("CF_AIG_TOKEN", GATEWAY_TOKEN)
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", CF_API_TOKEN)
-
-    def pages(seen: Seen) -> Answer:
-        page = int(seen.query.get("page", "1"))
-        result = {1: PAGE_1, 2: PAGE_2}.get(page, [])
-        info = {"page": page, "per_page": 2, "count": len(result), "total_count": 3}
-        return Answer(200, {"success": True, "result": result, "result_info": info, "errors": []})
-
-    fake_http.handler = pages
-    return fake_http
+    upstream.workers_ai_models = PAGE_1 + PAGE_2
+    upstream.search_page_size = 2
+    return upstream
 
 
 def test_remote_lists_every_page_with_the_account_token_and_marks_cataloged_models(
-    cloudflare_api: FakeHttp,
+    cloudflare_api: FakeUpstream,
 ) -> None:
     result = run_cli("models", "--remote", "--json")
     assert result.exit_code == 0, result.output
@@ -198,15 +184,15 @@ def test_remote_lists_every_page_with_the_account_token_and_marks_cataloged_mode
         256_000,
     )
     assert data[2]["alias"] is None and data[2]["tools"] is True
-    first = cloudflare_api.seen[0]
+    first = cloudflare_api.requests[0]
     assert first.path == "/client/v4/accounts/acct123/ai/models/search"
     assert first.query["task"] == "Text Generation"
     assert first.headers["authorization"] == f"Bearer {CF_API_TOKEN}"
-    assert len(cloudflare_api.seen) == 2
+    assert len(cloudflare_api.requests) == 2
 
 
 def test_remote_table_names_the_account_and_counts_cataloged_models(
-    cloudflare_api: FakeHttp,
+    cloudflare_api: FakeUpstream,
 ) -> None:
     result = run_cli("models", "--remote")
     assert result.exit_code == 0, result.output
@@ -215,27 +201,26 @@ def test_remote_table_names_the_account_and_counts_cataloged_models(
     assert CF_API_TOKEN not in result.output
 
 
-def test_remote_stops_when_the_api_repeats_a_page(cloudflare_api: FakeHttp) -> None:
-    cloudflare_api.handler = lambda seen: Answer(
-        200, {"success": True, "result": PAGE_1, "result_info": {"total_count": 99}}
-    )
+def test_remote_stops_when_the_api_repeats_a_page(cloudflare_api: FakeUpstream) -> None:
+    same_page = Reply.json({"success": True, "result": PAGE_1, "result_info": {"total_count": 99}})
+    cloudflare_api.enqueue(same_page, same_page)
     result = run_cli("models", "--remote", "--json")
     assert result.exit_code == 0
-    assert len(json.loads(result.stdout)) == 2 and len(cloudflare_api.seen) == 2
+    assert len(json.loads(result.stdout)) == 2 and len(cloudflare_api.requests) == 2
 
 
 @pytest.mark.parametrize(
     ("answer", "expected"),
     [
-        (Answer(403, {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]}), "the Cloudflare API token was rejected (HTTP 403: Authentication error)"),
-        (Answer(404, {"success": False, "errors": [{"code": 7003, "message": "Could not route"}]}), "account acct123 was not found"),
-        (Answer(502, {"success": False, "errors": [{"code": 7009, "message": "Upstream service unavailable"}]}), "listing models failed (HTTP 502"),
+        (Reply.error(403, {"success": False, "errors": [{"code": 10000, "message": "Authentication error"}]}), "the Cloudflare API token was rejected (HTTP 403: Authentication error)"),
+        (Reply.error(404, {"success": False, "errors": [{"code": 7003, "message": "Could not route"}]}), "account acct123 was not found"),
+        (Reply.error(502, {"success": False, "errors": [{"code": 7009, "message": "Upstream service unavailable"}]}), "listing models failed (HTTP 502"),
     ],
 )  # fmt: skip
 def test_remote_failures_are_one_line(
-    cloudflare_api: FakeHttp, answer: Answer, expected: str
+    cloudflare_api: FakeUpstream, answer: Reply, expected: str
 ) -> None:
-    cloudflare_api.handler = lambda seen: answer
+    cloudflare_api.enqueue(answer)
     result = run_cli("models", "--remote")
     assert result.exit_code == 1
     assert expected in result.stderr and len(result.stderr.splitlines()) == 1
@@ -255,15 +240,14 @@ def test_remote_without_an_account_id_says_how_to_give_one() -> None:
 
 
 def test_remote_uses_the_api_key_of_the_workers_ai_rest_provider(
-    fake_http: FakeHttp, monkeypatch: pytest.MonkeyPatch
+    upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CC_PROXY_CF_API_BASE", f"{fake_http.url}/client/v4")
+    monkeypatch.setenv("CC_PROXY_CF_API_BASE", f"{upstream.url}/client/v4")
     monkeypatch.setenv(
         "CC_PROXY_BASE_URL", "https://api.cloudflare.com/client/v4/accounts/acct9/ai/v1"
     )
     monkeypatch.setenv("CC_PROXY_API_KEY", API_KEY)
-    fake_http.handler = lambda seen: Answer(200, {"success": True, "result": []})
     result = run_cli("models", "--remote", "--json")
     assert result.exit_code == 0, result.output
-    assert fake_http.seen[0].path == "/client/v4/accounts/acct9/ai/models/search"
-    assert fake_http.seen[0].headers["authorization"] == f"Bearer {API_KEY}"
+    assert upstream.requests[0].path == "/client/v4/accounts/acct9/ai/models/search"
+    assert upstream.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
