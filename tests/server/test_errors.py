@@ -101,23 +101,26 @@ async def test_capacity_error_is_retried_and_the_client_never_sees_it(
     assert proxy.fake.requests[0].body == proxy.fake.requests[1].body
 
 
-async def test_per_minute_rate_limit_is_retried_then_reported_as_429(
+@pytest.mark.parametrize(
+    ("upstream", "sdk_error", "status", "code"),
+    [
+        (Reply.error(429, cf_error(3021, "Rate limited")), anthropic.RateLimitError, 429, "3021"),
+        (Reply.error(429, CAPACITY_ERROR), anthropic.OverloadedError, 529, "3040"),
+    ],
+    ids=["per-minute-rate-limit", "capacity"],
+)
+async def test_retryable_errors_are_retried_twice_then_reported(
     proxy: ProxyUnderTest,
+    upstream: Reply,
+    sdk_error: type[anthropic.APIStatusError],
+    status: int,
+    code: str,
 ) -> None:
-    proxy.fake.enqueue(*[Reply.error(429, cf_error(3021, "Rate limited"))] * 3)
-    with pytest.raises(anthropic.RateLimitError):
+    proxy.fake.enqueue(upstream, upstream, upstream)
+    with pytest.raises(sdk_error) as raised:
         await create(proxy)
-    assert len(proxy.fake.requests) == 3
-
-
-async def test_persistent_capacity_error_becomes_529_after_two_retries(
-    proxy: ProxyUnderTest,
-) -> None:
-    proxy.fake.enqueue(*[Reply.error(429, CAPACITY_ERROR)] * 3)
-    with pytest.raises(anthropic.OverloadedError) as raised:
-        await create(proxy)
-    assert raised.value.status_code == 529
-    assert "3040" in raised.value.message
+    assert raised.value.status_code == status
+    assert code in raised.value.message
     assert len(proxy.fake.requests) == 3
 
 
@@ -127,13 +130,6 @@ async def test_stream_request_failing_before_commit_gets_a_plain_http_error(
     proxy.fake.enqueue(*[Reply.error(429, CAPACITY_ERROR)] * 3)
     with pytest.raises(anthropic.OverloadedError):
         await stream_text(proxy)
-
-
-async def test_daily_quota_is_not_retried(proxy: ProxyUnderTest) -> None:
-    proxy.fake.enqueue(Reply.error(429, DAILY_QUOTA_ERROR), Reply.json(completion("never")))
-    with pytest.raises(anthropic.PaymentRequiredError):
-        await create(proxy)
-    assert len(proxy.fake.requests) == 1
 
 
 async def test_long_retry_after_is_passed_to_the_client_instead_of_waited(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import anthropic
 import pytest
 
-from cc_nemo.proxy.usage import RequestRecord, SessionSummary, UsageLedger
 from cc_nemo.settings.catalog import Catalog
 from tests.fake_upstream import CAPACITY_ERROR, Reply, completion, text_stream
 from tests.fixtures import MakeProxy
@@ -83,35 +82,3 @@ async def test_no_fallback_without_configuration(make_proxy: MakeProxy) -> None:
         with pytest.raises(anthropic.OverloadedError):
             await client.messages.create(model="claude-sonnet-5", max_tokens=100, messages=MESSAGES)
     assert len(proxy.fake.requests) == 1
-
-
-def test_summary_counts_fallbacks_per_pairing() -> None:
-    ledger = UsageLedger()
-    base = dict(
-        upstream_model="m",
-        status=200,
-        stream=True,
-        input_tokens=1,
-        output_tokens=1,
-        cache_read_tokens=0,
-        cost_usd=0.0,
-        ttft_ms=1.0,
-        duration_ms=1.0,
-        error_type=None,
-    )
-    for n in range(3):
-        ledger.record(
-            RequestRecord(
-                request_id=f"r{n}",
-                model="nemotron",
-                fallback_from="nemotron",
-                answered_by="kimi",
-                **base,
-            )
-        )
-    ledger.record(RequestRecord(request_id="r9", model="nemotron", **base))
-    summary: SessionSummary = ledger.summary()
-    assert summary.fallbacks == {("kimi", "nemotron"): 3}
-    assert summary.render().splitlines()[-1] == (
-        "cc-proxy: 3 requests answered by kimi: nemotron out of capacity"
-    )

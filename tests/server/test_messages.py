@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 import pytest
@@ -41,20 +42,38 @@ def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-async def test_streaming_text_reply_arrives_through_the_sdk(proxy: ProxyUnderTest) -> None:
-    proxy.fake.enqueue(Reply.stream(text_stream("Hello from Workers AI", prompt_tokens=42)))
+async def stream_message(
+    proxy: ProxyUnderTest, prompt: str = "hi", model: str = "claude-sonnet-4-5"
+) -> tuple[str, Any]:
+    """One streamed request through the SDK: the text as it streamed, and the final message."""
     async with (
         proxy.client() as client,
-        client.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=100, messages=user("hi")
-        ) as stream,
+        client.messages.stream(model=model, max_tokens=100, messages=user(prompt)) as stream,
     ):
         text = "".join([piece async for piece in stream.text_stream])
-        message = await stream.get_final_message()
-    assert text == "Hello from Workers AI"
+        return text, await stream.get_final_message()
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (Reply.stream(text_stream("Hello from Workers AI", prompt_tokens=42)), ("Hello from Workers AI", 42)),
+        # A JSON body despite `stream: true` is replayed as events.
+        (Reply.json(completion("whole body", prompt_tokens=11)), ("whole body", 11)),
+        # A stream that never sends `[DONE]` still completes.
+        (Reply.stream(text_stream("no done here", prompt_tokens=7), done=False), ("no done here", 7)),
+    ],
+    ids=["stream", "json-body", "no-done-marker"],
+)  # fmt: skip
+async def test_streamed_reply_arrives_through_the_sdk(
+    proxy: ProxyUnderTest, reply: Reply, expected: tuple[str, int]
+) -> None:
+    proxy.fake.enqueue(reply)
+    text, message = await stream_message(proxy)
+    assert (text, message.usage.input_tokens) == expected
+    assert [block.text for block in message.content] == [expected[0]]
     assert message.model == "claude-sonnet-4-5"
     assert message.stop_reason == "end_turn"
-    assert message.usage.input_tokens == 42
     assert message.usage.output_tokens > 0
 
 
@@ -79,13 +98,7 @@ async def test_reasoning_fields_become_a_thinking_block_before_the_text(
     proxy.fake.enqueue(
         Reply.stream(text_stream("42", reasoning="let me think", reasoning_field="reasoning"))
     )
-    async with (
-        proxy.client() as client,
-        client.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=100, messages=user("answer?")
-        ) as stream,
-    ):
-        message = await stream.get_final_message()
+    _, message = await stream_message(proxy, "answer?")
     kinds = [block.type for block in message.content]
     assert kinds == ["thinking", "text"]
     assert message.content[0].thinking == "let me think"
@@ -140,33 +153,6 @@ async def test_non_streaming_tool_call_with_object_arguments(proxy: ProxyUnderTe
         )
     assert message.stop_reason == "tool_use"
     assert message.content[-1].input == {"command": "pwd"}
-
-
-async def test_json_body_despite_stream_true_is_replayed_as_events(proxy: ProxyUnderTest) -> None:
-    proxy.fake.enqueue(Reply.json(completion("whole body", prompt_tokens=11)))
-    async with (
-        proxy.client() as client,
-        client.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=100, messages=user("hi")
-        ) as stream,
-    ):
-        text = "".join([piece async for piece in stream.text_stream])
-        message = await stream.get_final_message()
-    assert text == "whole body"
-    assert message.usage.input_tokens == 11
-
-
-async def test_stream_without_done_marker_still_completes(proxy: ProxyUnderTest) -> None:
-    proxy.fake.enqueue(Reply.stream(text_stream("no done here"), done=False))
-    async with (
-        proxy.client() as client,
-        client.messages.stream(
-            model="claude-sonnet-4-5", max_tokens=100, messages=user("hi")
-        ) as stream,
-    ):
-        message = await stream.get_final_message()
-    assert message.content[0].text == "no done here"
-    assert message.stop_reason == "end_turn"
 
 
 async def test_upstream_streaming_a_non_stream_request_is_folded_into_one_message(
@@ -296,14 +282,7 @@ async def test_anthropic_pass_through_stream_rewrites_only_the_model(
     make_proxy: MakeProxy,
 ) -> None:
     proxy = await make_proxy(provider_kind="anthropic")
-    async with (
-        proxy.client() as client,
-        client.messages.stream(
-            model="claude-opus-4-8", max_tokens=50, messages=user("ping me")
-        ) as stream,
-    ):
-        text = "".join([piece async for piece in stream.text_stream])
-        message = await stream.get_final_message()
+    text, message = await stream_message(proxy, "ping me", model="claude-opus-4-8")
     assert text == "echo: ping me"
     assert message.model == "claude-opus-4-8"
     assert proxy.fake.requests[-1].body["stream"] is True

@@ -1,4 +1,5 @@
-"""Stream timing: early message_start, pings, concurrency, client disconnects."""
+"""Stream timing: early message_start, pings, concurrency. (Clients that go away or stop
+reading: test_slow_clients.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import aiohttp
 import orjson
 
 from cc_nemo.translate.sse import SSEDecoder
-from tests.fake_upstream import FakeUpstream, Reply, chunk, text_stream, usage_block
+from tests.fake_upstream import Reply, chunk, text_stream, usage_block
 from tests.fixtures import MakeProxy, ProxyUnderTest
 
 REQUEST = {
@@ -121,69 +122,3 @@ async def test_fifty_concurrent_streams_do_not_cross_talk(proxy: ProxyUnderTest)
     assert len(proxy.fake.requests) == 50
     assert len(proxy.ledger.records) == 50
     assert not any(record.failed for record in proxy.ledger.records)
-
-
-async def _cancelled(fake: FakeUpstream, timeout: float) -> bool:
-    return await fake.wait_for(
-        lambda f: bool(f.requests) and f.requests[-1].cancelled, timeout=timeout
-    )
-
-
-async def test_client_disconnect_before_commit_cancels_the_upstream(
-    proxy: ProxyUnderTest,
-) -> None:
-    proxy.fake.enqueue(Reply.hang(30))
-    async with aiohttp.ClientSession() as session:
-        request = asyncio.ensure_future(
-            session.post(f"{proxy.url}/v1/messages", json=REQUEST, headers=proxy.auth_headers())
-        )
-        assert await proxy.fake.wait_for(lambda f: bool(f.requests), timeout=2)
-        request.cancel()
-        gone_at = time.monotonic()
-        assert await _cancelled(proxy.fake, timeout=1.0)
-    assert time.monotonic() - gone_at < 1.0
-    assert await _ledger_has_record(proxy)
-    assert proxy.ledger.records[-1].status == 499
-
-
-async def test_client_disconnect_during_pings_cancels_the_upstream(make_proxy: MakeProxy) -> None:
-    proxy = await make_proxy(ping_interval=0.2, commit_timeout=0.1)
-    proxy.fake.enqueue(Reply.hang(30))
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{proxy.url}/v1/messages", json=REQUEST, headers=proxy.auth_headers()
-        ) as response,
-    ):
-        assert response.status == 200
-        first = await response.content.readuntil(b"\n\n")
-        assert first.startswith(b"event: message_start")
-        response.close()
-    gone_at = time.monotonic()
-    assert await _cancelled(proxy.fake, timeout=1.0)
-    assert time.monotonic() - gone_at < 1.0
-
-
-async def test_client_disconnect_mid_stream_cancels_the_upstream(proxy: ProxyUnderTest) -> None:
-    proxy.fake.enqueue(Reply.stream(text_stream("a b c d e f g h i j", pieces=10), chunk_delay=0.5))
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{proxy.url}/v1/messages", json=REQUEST, headers=proxy.auth_headers()
-        ) as response,
-    ):
-        while b"text_delta" not in await response.content.readuntil(b"\n\n"):
-            pass
-        response.close()
-    gone_at = time.monotonic()
-    assert await _cancelled(proxy.fake, timeout=1.0)
-    assert time.monotonic() - gone_at < 1.0
-    assert not proxy.fake.requests[-1].finished
-
-
-async def _ledger_has_record(proxy: ProxyUnderTest) -> bool:
-    for _ in range(100):
-        if proxy.ledger.records:
-            return True
-        await asyncio.sleep(0.01)
-    return False

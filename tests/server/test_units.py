@@ -157,6 +157,22 @@ def record(**overrides: object) -> RequestRecord:
     return RequestRecord(**base)  # type: ignore[arg-type]
 
 
+def test_summary_counts_fallbacks_per_pairing() -> None:
+    ledger = UsageLedger()
+    for n in range(3):
+        ledger.record(
+            record(
+                request_id=f"r{n}", model="nemotron", fallback_from="nemotron", answered_by="kimi"
+            )
+        )
+    ledger.record(record(request_id="r9", model="nemotron"))
+    summary: SessionSummary = ledger.summary()
+    assert summary.fallbacks == {("kimi", "nemotron"): 3}
+    assert summary.render().splitlines()[-1] == (
+        "cc-proxy: 3 requests answered by kimi: nemotron out of capacity"
+    )
+
+
 def test_ledger_totals_requests_errors_tokens_and_cost() -> None:
     ledger = UsageLedger()
     ledger.record(record())
