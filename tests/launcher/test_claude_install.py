@@ -59,7 +59,13 @@ def fake_npm(directory: Path, script: str = FAKE_NPM) -> Path:
 def path_with(directory: Path) -> dict[str, str]:
     """An environment whose PATH finds `directory` first (the fake npm), then the system's
     tools the fake uses."""
-    return {"PATH": f"{directory}{os.pathsep}{os.environ['PATH']}"}
+    # A real claude on PATH (the end-to-end tests put one there) would win over the data dir.
+    system = [
+        entry
+        for entry in os.environ["PATH"].split(os.pathsep)
+        if entry and not (Path(entry) / "claude").exists()
+    ]
+    return {"PATH": os.pathsep.join([str(directory), *system])}
 
 
 def test_the_data_dir_is_cc_proxys_own(isolated_user_dirs: Path) -> None:
