@@ -1,6 +1,6 @@
 """A scripted fake of Cloudflare's OpenAI-compatible upstream (and of an Anthropic upstream).
 
-It reproduces the Workers AI behaviours of WIRE.md C.3-C.4 on demand (reasoning fields,
+It reproduces the Workers AI behaviours of docs/wire.md ("Errors", "Model quirks") on demand (reasoning fields,
 tool-call arguments as JSON objects, finish_reason only on the final usage chunk, usage on
 every chunk, no `[DONE]`, Cloudflare error envelopes, slow first byte, a dropped stream, a JSON
 body despite `stream: true`) and records every request it receives.
