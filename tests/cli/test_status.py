@@ -13,7 +13,8 @@ from cc_nemo.settings.credentials import set_secret
 from tests.cli.conftest import API_KEY, CF_API_TOKEN, GATEWAY_TOKEN, run_cli
 from tests.cli.memkeyring import MemoryKeyring
 
-REAL_CLAUDE = Path("/tmp/cc/node_modules/.bin/claude")
+# Where scripts/check installs the pinned client.
+REAL_CLAUDE = Path(__file__).resolve().parents[2] / ".e2e" / "node_modules" / ".bin" / "claude"
 
 
 def fake_claude(directory: Path, script: str) -> Path:
