@@ -104,7 +104,9 @@ class MessagesRelay:
         """The request translated for `spec`'s limits and quirks; ErrorReply if it can't be."""
         upstream_model = self.settings.provider.upstream_model_id(spec.model)
         try:
-            translated = translate_request(payload, spec, upstream_model=upstream_model)
+            translated = translate_request(
+                payload, spec, upstream_model=upstream_model, validated=True
+            )
         except InvalidRequest as exc:
             raise ErrorReply(invalid_request(str(exc))) from None
         body = translated.body

@@ -148,10 +148,14 @@ def _too_deep_path(request: dict) -> str:
 
 
 def translate_request(
-    request: Mapping, spec: ModelSpec, *, upstream_model: str
+    request: Mapping, spec: ModelSpec, *, upstream_model: str, validated: bool = False
 ) -> TranslatedRequest:
-    """Build the upstream body; raises InvalidRequest for what no upstream could answer."""
-    request = validate_request(request)
+    """Build the upstream body; raises InvalidRequest for what no upstream could answer.
+
+    `validated`: the caller already ran validate_request on this very request (the proxy
+    does, before routing), so its walk over the whole body is not paid twice."""
+    if not validated:
+        request = validate_request(request)
     quirks = spec.quirks
     messages, prefill = split_prefill(request["messages"])
 
