@@ -78,6 +78,9 @@ def default_vars(settings: ProxySettings) -> dict[str, str]:
         # Claude Code assumes a 1M-token window for names it does not know and would never
         # auto-compact; the real window makes it compact before the upstream rejects the turn.
         "CLAUDE_CODE_AUTO_COMPACT_WINDOW": str(compact_window(settings)),
+        # The window Claude Code reports and meters (`/context`, the result's contextWindow):
+        # a name it does not know is assumed to have 1M tokens, 4x Nemotron's real window.
+        "CLAUDE_CODE_MAX_CONTEXT_TOKENS": str(settings.main_model.context_window),
         # Stay within what the model can produce (see MAX_OUTPUT_TOKENS_CAP).
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(max_output_tokens(settings.main_model)),
         # Reasoning models can think for minutes before the first token (see API_TIMEOUT_MARGIN_S).

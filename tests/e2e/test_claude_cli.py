@@ -173,6 +173,8 @@ async def test_plain_answer(tmp_path: Path, claude_bin: str, upstream: FakeUpstr
     assert request.body["stream"] is True
     assert "What is the capital of France?" in json.dumps(request.body["messages"])
     assert "Bash" in [tool["function"]["name"] for tool in request.body["tools"]]
+    # Claude Code meters the model's real window, not the 1M it assumes for unknown names.
+    assert result["modelUsage"]["nemotron"]["contextWindow"] == 256_000
 
 
 async def test_bash_tool_round_trip(

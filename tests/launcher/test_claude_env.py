@@ -98,6 +98,18 @@ def test_compact_window_is_the_real_context_window(
     assert env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == str(window)
 
 
+@pytest.mark.parametrize(("main", "window"), [("nemotron", 256_000), ("llama", 24_000)])
+def test_claude_meters_the_main_models_real_window_unless_the_user_says_otherwise(
+    main: str, window: int
+) -> None:
+    env = build_claude_env({}, settings_for(main), BASE_URL)
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == str(window)
+    mine = build_claude_env(
+        {"CLAUDE_CODE_MAX_CONTEXT_TOKENS": "100000"}, settings_for(main), BASE_URL
+    )
+    assert mine["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "100000"
+
+
 @pytest.mark.parametrize(
     ("main", "expected"),
     [
