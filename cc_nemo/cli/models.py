@@ -305,7 +305,16 @@ def remove(
         known = ", ".join(sorted(config.user_models)) or "none"
         raise UserError(f"no user-defined alias {alias!r} (user aliases: {known})")
     models = {name: spec for name, spec in config.user_models.items() if name != alias}
-    save_config(replace(config, user_models=models))
+    fallbacks = config.fallbacks
+    if not any(spec.alias == alias for spec in BUILTIN_MODELS):
+        # Fallbacks naming a model that no longer exists would stop every later `run`.
+        fallbacks = {
+            owner: [name for name in names if name != alias]
+            for owner, names in config.fallbacks.items()
+            if owner != alias
+        }
+        fallbacks = {owner: names for owner, names in fallbacks.items() if names}
+    save_config(replace(config, user_models=models, fallbacks=fallbacks))
     note(f"Removed {alias}")
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from cc_nemo.settings.catalog import BUILTIN_MODELS
-from cc_nemo.settings.config import load_config
+from cc_nemo.settings.config import load_config, save_config
+from cc_nemo.settings.resolve import build_catalog, resolve_fallbacks
 from tests.cli.conftest import API_KEY, CF_API_TOKEN, GATEWAY_TOKEN, run_cli
 from tests.fake_upstream import FakeUpstream, Reply, workers_ai_model
 
@@ -74,6 +76,18 @@ def test_added_alias_is_stored_listed_marked_and_removed() -> None:
     assert removed.exit_code == 0
     assert "glm53" not in load_config().user_models
     assert all(r["alias"] != "glm53" for r in models_json())
+
+
+def test_removing_an_alias_drops_the_fallbacks_that_name_it() -> None:
+    assert run_cli("models", "add", "tiny", "@cf/org/tiny").exit_code == 0
+    config = load_config()
+    save_config(replace(config, fallbacks={"nemotron": ["tiny", "kimi"], "tiny": ["llama"]}))
+    assert run_cli("models", "remove", "tiny").exit_code == 0
+    assert load_config().fallbacks == {"nemotron": ["kimi"]}
+    # A fallback naming an unknown model would be a start-up error for every later `run`.
+    config = load_config()
+    resolved = resolve_fallbacks(build_catalog(config), config.fallbacks)
+    assert [spec.alias for spec in resolved["nemotron"]] == ["kimi"]
 
 
 def test_add_like_copies_a_builtin_and_applies_overrides() -> None:
