@@ -33,6 +33,10 @@ class Exchange:
     client_gone: bool = False
     # The alias of the model this request asked for when a fallback answered in its place.
     fallback_from: str | None = None
+    # Claude Code's own session id (`x-claude-code-session-id`), which its status line sees.
+    claude_session_id: str | None = None
+    # AI Gateway's id for this request in its logs (`cf-aig-log-id`), when it sends one.
+    gateway_log_id: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def mark_first_byte(self) -> None:

@@ -14,6 +14,9 @@ class Usage:
     output_tokens: int
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    # Of output_tokens, how many the model spent thinking (OpenAI's
+    # `completion_tokens_details.reasoning_tokens`); the ledger keeps it, Anthropic has no field.
+    reasoning_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         """The Anthropic `usage` object."""
@@ -38,11 +41,16 @@ def usage_from_openai(usage: Mapping | None, *, fallback_input: int, fallback_ou
         cache_write = _count(details.get("cache_write_tokens")) or 0
     if prompt is None:
         prompt = max(fallback_input, 0) + cached
+    reasoning = 0
+    output_details = usage.get("completion_tokens_details")
+    if isinstance(output_details, Mapping):
+        reasoning = _count(output_details.get("reasoning_tokens")) or 0
     return Usage(
         input_tokens=max(prompt - cached, 0),
         output_tokens=completion if completion is not None else max(fallback_output, 0),
         cache_read_input_tokens=cached,
         cache_creation_input_tokens=cache_write,
+        reasoning_tokens=reasoning,
     )
 
 
