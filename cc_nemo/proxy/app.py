@@ -40,7 +40,7 @@ from cc_nemo.proxy.protocol import ProxyAppRunner
 from cc_nemo.proxy.routing import discovery_id, session_specs
 from cc_nemo.proxy.upstream import UpstreamClient, create_session
 from cc_nemo.proxy.usage import UsageLedger
-from cc_nemo.settings.catalog import ModelSpec, bare_model_id
+from cc_nemo.settings.catalog import ModelSpec
 from cc_nemo.settings.runtime import ProxySettings
 from cc_nemo.translate.errors import AnthropicError, ErrorReply, invalid_request
 from cc_nemo.translate.request import InvalidRequest, validate_request
@@ -158,7 +158,9 @@ def _model_info(settings: ProxySettings, spec: ModelSpec) -> dict[str, Any]:
     return {
         "type": "model",
         "id": discovery_id(spec.alias),
-        "display_name": f"{spec.alias} ({bare_model_id(spec.model)}{role})",
+        # Claude Code's `/model` lists it under "From gateway": the name a person knows, and the
+        # alias `cc-proxy run` takes.
+        "display_name": f"{spec.display_name} ({spec.alias}{role})",
         "created_at": MODELS_CREATED_AT,
         "max_input_tokens": spec.context_window,
         "max_tokens": spec.max_output_tokens,

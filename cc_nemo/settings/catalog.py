@@ -69,6 +69,14 @@ class ModelSpec:
     quirks: ModelQuirks = field(default_factory=ModelQuirks)
     user_defined: bool = False
     note: str = ""
+    # What a person calls the model ("Nemotron 3 120B"); Claude Code's model picker shows it.
+    title: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The model's name as Claude Code's picker shows it: "Nemotron 3 120B · Workers AI"."""
+        where = "Workers AI" if _is_workers_ai(self.model) else bare_model_id(self.model)
+        return f"{self.title or self.alias} · {where}"
 
     def cost_usd(
         self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
@@ -98,7 +106,12 @@ class ModelSpec:
             "reasoning": self.reasoning,
             "vision": self.vision,
             "user_defined": self.user_defined,
+            "display_name": self.display_name,
         }
+
+
+def _is_workers_ai(model: str) -> bool:
+    return bare_model_id(model).startswith(("@cf/", "@hf/"))
 
 
 def _cf(name: str) -> str:
@@ -144,35 +157,35 @@ _FIXED_THINKER = ModelQuirks(
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("nemotron", _cf("nvidia/nemotron-3-120b-a12b"), 256_000, 256_000, 0.50, 1.50,
-              reasoning=True, quirks=_NEMOTRON),
+              reasoning=True, quirks=_NEMOTRON, title="Nemotron 3 120B"),
     ModelSpec("gemma4", _cf("google/gemma-4-26b-a4b-it"), 256_000, 16_384, 0.10, 0.30,
-              reasoning=True, vision=True, quirks=_GEMMA4),
+              reasoning=True, vision=True, quirks=_GEMMA4, title="Gemma 4 26B"),
     ModelSpec("llama", _cf("meta/llama-3.3-70b-instruct-fp8-fast"), 24_000, 8_192, 0.29, 2.25,
-              note="24k context: too small for Claude Code's prompt and tools"),
+              note="24k context: too small for Claude Code's prompt and tools", title="Llama 3.3 70B"),
     ModelSpec("llama4-scout", _cf("meta/llama-4-scout-17b-16e-instruct"), 131_000, 16_384,
-              0.27, 0.85, vision=True),
+              0.27, 0.85, vision=True, title="Llama 4 Scout 17B"),
     ModelSpec("qwen3", _cf("qwen/qwen3-30b-a3b-fp8"), 32_768, 16_384, 0.051, 0.34,
-              reasoning=True, quirks=_QWEN3),
+              reasoning=True, quirks=_QWEN3, title="Qwen3 30B"),
     ModelSpec("qwq", _cf("qwen/qwq-32b"), 24_000, 8_192, 0.66, 1.00, tools=False,
-              reasoning=True, quirks=_FIXED_THINKER),
+              reasoning=True, quirks=_FIXED_THINKER, title="QwQ 32B"),
     ModelSpec("qwen-coder", _cf("qwen/qwen2.5-coder-32b-instruct"), 32_768, 8_192, 0.66, 1.00,
-              tools=False),
+              tools=False, title="Qwen2.5 Coder 32B"),
     ModelSpec("gpt-oss", _cf("openai/gpt-oss-120b"), 128_000, 32_768, 0.35, 0.75,
-              reasoning=True, quirks=_GPT_OSS),
+              reasoning=True, quirks=_GPT_OSS, title="gpt-oss 120B"),
     ModelSpec("gpt-oss-20b", _cf("openai/gpt-oss-20b"), 128_000, 32_768, 0.20, 0.30,
-              reasoning=True, quirks=_GPT_OSS),
+              reasoning=True, quirks=_GPT_OSS, title="gpt-oss 20B"),
     ModelSpec("kimi", _cf("moonshotai/kimi-k2.6"), 262_144, 32_768, 0.95, 4.00,
-              cached_input_price_per_mtok=0.16, reasoning=True, vision=True, quirks=_KIMI_26),
+              cached_input_price_per_mtok=0.16, reasoning=True, vision=True, quirks=_KIMI_26, title="Kimi K2.6"),
     ModelSpec("kimi-code", _cf("moonshotai/kimi-k2.7-code"), 262_144, 32_768, 0.95, 4.00,
-              cached_input_price_per_mtok=0.19, reasoning=True, vision=True, quirks=_KIMI_27),
+              cached_input_price_per_mtok=0.19, reasoning=True, vision=True, quirks=_KIMI_27, title="Kimi K2.7 Code"),
     ModelSpec("glm-flash", _cf("zai-org/glm-4.7-flash"), 131_072, 32_768, 0.06, 0.40,
-              reasoning=True, quirks=_GLM),
+              reasoning=True, quirks=_GLM, title="GLM 4.7 Flash"),
     ModelSpec("glm", _cf("zai-org/glm-5.2"), 262_144, 32_768, 1.40, 4.40,
-              cached_input_price_per_mtok=0.26, reasoning=True, quirks=_GLM),
+              cached_input_price_per_mtok=0.26, reasoning=True, quirks=_GLM, title="GLM 5.2"),
     ModelSpec("mistral-small", _cf("mistralai/mistral-small-3.1-24b-instruct"), 128_000, 8_192,
-              0.35, 0.56, vision=True),
+              0.35, 0.56, vision=True, title="Mistral Small 3.1 24B"),
     ModelSpec("r1", _cf("deepseek-ai/deepseek-r1-distill-qwen-32b"), 80_000, 16_384, 0.50, 4.88,
-              tools=False, reasoning=True, quirks=_FIXED_THINKER),
+              tools=False, reasoning=True, quirks=_FIXED_THINKER, title="DeepSeek R1 Distill Qwen 32B"),
 )  # fmt: skip
 
 DEFAULT_MODEL_ALIAS = "nemotron"
