@@ -81,6 +81,13 @@ def default_vars(settings: ProxySettings) -> dict[str, str]:
         # The window Claude Code reports and meters (`/context`, the result's contextWindow):
         # a name it does not know is assumed to have 1M tokens, 4x Nemotron's real window.
         "CLAUDE_CODE_MAX_CONTEXT_TOKENS": str(settings.main_model.context_window),
+        # `/model` lists the proxy's models ("From gateway"): claude asks GET /v1/models and keeps
+        # the ids containing "claude", which is why the proxy names them claude-cf-<alias>.
+        "CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "1",
+        # The picker's entry for the session's model, by the name a person knows.
+        "ANTHROPIC_CUSTOM_MODEL_OPTION": claude_model_name(settings.main_model),
+        "ANTHROPIC_CUSTOM_MODEL_OPTION_NAME": settings.main_model.display_name,
+        "ANTHROPIC_CUSTOM_MODEL_OPTION_DESCRIPTION": model_description(settings.main_model),
         # Stay within what the model can produce (see MAX_OUTPUT_TOKENS_CAP).
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(max_output_tokens(settings.main_model)),
         # Reasoning models can think for minutes before the first token (see API_TIMEOUT_MARGIN_S).
@@ -99,6 +106,15 @@ def default_vars(settings: ProxySettings) -> dict[str, str]:
         # cost, and a 300 s limit that a reasoning model can exceed (docs/wire.md, "Claude Code's environment").
         "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK": "1",
     }
+
+
+def model_description(spec: ModelSpec) -> str:
+    """One line for the picker: the window and the price, which is what tells models apart."""
+    window = f"{spec.context_window // 1000}k context"
+    if spec.input_price_per_mtok or spec.output_price_per_mtok:
+        price = f"${spec.input_price_per_mtok:g} in / ${spec.output_price_per_mtok:g} out per Mtok"
+        return f"{window} · {price} · via cc-proxy"
+    return f"{window} · via cc-proxy"
 
 
 def compact_window(settings: ProxySettings) -> int:

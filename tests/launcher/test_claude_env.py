@@ -201,3 +201,44 @@ def test_the_users_mapping_is_not_modified() -> None:
     user_env = {"ANTHROPIC_API_KEY": "sk-user", "NO_PROXY": "x"}
     build_claude_env(user_env, settings_for(), BASE_URL)
     assert user_env == {"ANTHROPIC_API_KEY": "sk-user", "NO_PROXY": "x"}
+
+
+def test_claude_discovers_the_proxys_models_for_its_picker() -> None:
+    env = build_claude_env({}, settings_for(), BASE_URL)
+    assert env["CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"] == "1"
+    mine = build_claude_env(
+        {"CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY": "0"}, settings_for(), BASE_URL
+    )
+    assert mine["CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("main", "name", "description"),
+    [
+        (
+            "nemotron",
+            "Nemotron 3 120B · Workers AI",
+            "256k context · $0.5 in / $1.5 out per Mtok · via cc-proxy",
+        ),
+        (
+            "kimi",
+            "Kimi K2.6 · Workers AI",
+            "262k context · $0.95 in / $4 out per Mtok · via cc-proxy",
+        ),
+    ],
+)
+def test_the_picker_names_the_session_model_as_a_person_knows_it(
+    main: str, name: str, description: str
+) -> None:
+    env = build_claude_env({}, settings_for(main), BASE_URL)
+    assert env["ANTHROPIC_CUSTOM_MODEL_OPTION"] == main
+    assert env["ANTHROPIC_CUSTOM_MODEL_OPTION_NAME"] == name
+    assert env["ANTHROPIC_CUSTOM_MODEL_OPTION_DESCRIPTION"] == description
+
+
+def test_a_user_model_without_a_title_is_named_by_alias_and_upstream_id() -> None:
+    spec = ModelSpec("mine", "qwen2.5:7b", 32_000, 4_096)
+    settings = dataclasses.replace(settings_for(), main_model=spec, small_model=spec)
+    env = build_claude_env({}, settings, BASE_URL)
+    assert env["ANTHROPIC_CUSTOM_MODEL_OPTION_NAME"] == "mine · qwen2.5:7b"
+    assert env["ANTHROPIC_CUSTOM_MODEL_OPTION_DESCRIPTION"] == "32k context · via cc-proxy"
