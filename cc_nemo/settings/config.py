@@ -45,6 +45,20 @@ PROXY_TUNABLES: dict[str, type] = {
     "ping_interval": float,
     "log_bodies": bool,
 }
+# `[gateway]`: AI Gateway's endpoint and per-request `cf-aig-*` settings (runtime.GatewayOptions).
+# Each key: (its TOML type, the rule a value must keep, the rule as the error message says it).
+GATEWAY_SETTINGS: dict[str, tuple[type, typing.Callable[[Any], bool], str]] = {
+    "endpoint": (str, lambda v: v in ("compat", "workers-ai"), '"compat" or "workers-ai"'),
+    "cache_ttl": (int, lambda v: 60 <= v <= 2_592_000, "seconds from 60 to 2592000 (30 days)"),
+    "request_timeout_ms": (int, lambda v: v >= 1, "a positive number of milliseconds"),
+    "max_attempts": (int, lambda v: 1 <= v <= 5, "an integer from 1 to 5"),
+    "retry_delay_ms": (int, lambda v: 100 <= v <= 5000, "milliseconds from 100 to 5000"),
+    "backoff": (
+        str,
+        lambda v: v in ("constant", "linear", "exponential"),
+        '"constant", "linear" or "exponential"',
+    ),
+}
 # ModelSpec fields stored under `[models.<alias>]` (alias is the table key).
 _SPEC_REQUIRED = ("model",)
 _SPEC_OPTIONAL: dict[str, type] = {
@@ -75,6 +89,8 @@ class Config:
     proxy: dict[str, float | int | bool] = field(default_factory=dict)
     # `[models.<alias>] fallbacks = [...]`: who answers when <alias> stays out of capacity.
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    # `[gateway]`: see GATEWAY_SETTINGS.
+    gateway: dict[str, str | int] = field(default_factory=dict)
 
 
 def config_dir() -> Path:
@@ -169,7 +185,7 @@ class _InvalidConfig(ValueError):
 
 
 def _config_from_toml(data: dict[str, Any]) -> Config:
-    known = {*_STRING_SETTINGS, "models", "proxy"}
+    known = {*_STRING_SETTINGS, "models", "proxy", "gateway"}
     for key in data:
         if key not in known:
             raise _InvalidConfig(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -191,7 +207,10 @@ def _config_from_toml(data: dict[str, Any]) -> Config:
                 continue  # a built-in model's fallbacks, nothing else about it changes
         user_models[alias] = _spec_from_toml(alias, entry)
     proxy = _proxy_from_toml(_typed("proxy", data.get("proxy", {}), dict))
-    return Config(**values, user_models=user_models, proxy=proxy, fallbacks=fallbacks)
+    gateway = _gateway_from_toml(_typed("gateway", data.get("gateway", {}), dict))
+    return Config(
+        **values, user_models=user_models, proxy=proxy, fallbacks=fallbacks, gateway=gateway
+    )
 
 
 def _fallbacks_from_toml(alias: str, value: Any) -> list[str]:
@@ -213,6 +232,19 @@ def _proxy_from_toml(table: dict[str, Any]) -> dict[str, float | int | bool]:
         result[key] = _typed(f"proxy.{key}", value, PROXY_TUNABLES[key])
         if not isinstance(value, bool) and result[key] < 0:
             raise _InvalidConfig(f"proxy.{key} must not be negative")
+    return result
+
+
+def _gateway_from_toml(table: dict[str, Any]) -> dict[str, str | int]:
+    result: dict[str, str | int] = {}
+    for key, value in table.items():
+        if key not in GATEWAY_SETTINGS:
+            known = ", ".join(sorted(GATEWAY_SETTINGS))
+            raise _InvalidConfig(f"unknown key gateway.{key} (known: {known})")
+        kind, allowed, rule = GATEWAY_SETTINGS[key]
+        result[key] = _typed(f"gateway.{key}", value, kind)
+        if not allowed(result[key]):
+            raise _InvalidConfig(f"gateway.{key} must be {rule}, not {value!r}")
     return result
 
 
@@ -316,6 +348,8 @@ def _config_to_toml(config: Config) -> dict[str, Any]:
             data[key] = value
     if config.proxy:
         data["proxy"] = dict(config.proxy)
+    if config.gateway:
+        data["gateway"] = dict(config.gateway)
     models: dict[str, dict[str, Any]] = {
         alias: _spec_to_toml(spec) for alias, spec in config.user_models.items()
     }

@@ -22,7 +22,15 @@ from cc_nemo.settings.catalog import (
     ad_hoc_spec,
 )
 from cc_nemo.settings.config import PROVIDERS, Config, load_config, proxy_log_path
-from cc_nemo.settings.runtime import ProviderKind, ProviderSettings, ProxySettings
+from cc_nemo.settings.runtime import (
+    DEFAULT_GATEWAY_ENDPOINT,
+    GATEWAY_ENDPOINTS,
+    GatewayEndpoint,
+    GatewayOptions,
+    ProviderKind,
+    ProviderSettings,
+    ProxySettings,
+)
 
 if TYPE_CHECKING:  # credentials pulls in the secrets machinery; import it only when used
     from cc_nemo.settings.credentials import SecretSource
@@ -36,6 +44,7 @@ ENV_MODEL = "CC_PROXY_MODEL"
 ENV_SMALL_MODEL = "CC_PROXY_SMALL_MODEL"
 ENV_SUBAGENT_MODEL = "CC_PROXY_SUBAGENT_MODEL"
 ENV_ACCOUNT_ID = "CLOUDFLARE_ACCOUNT_ID"
+ENV_GATEWAY_ENDPOINT = "CC_PROXY_GATEWAY_ENDPOINT"
 
 GATEWAY_HOST_URL = "https://gateway.ai.cloudflare.com/v1"
 NO_CREDENTIALS = (
@@ -43,7 +52,14 @@ NO_CREDENTIALS = (
 )
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 # Suffixes people paste along with the gateway URL; the proxy adds the endpoint itself.
-_GATEWAY_SUFFIXES = ("/compat/chat/completions", "/chat/completions", "/compat")
+# Longest first: each one names the endpoint it was pasted from.
+_GATEWAY_SUFFIXES: tuple[tuple[str, GatewayEndpoint | None], ...] = (
+    ("/compat/chat/completions", "compat"),
+    ("/workers-ai/v1/chat/completions", "workers-ai"),
+    ("/workers-ai/v1", "workers-ai"),
+    ("/chat/completions", None),
+    ("/compat", "compat"),
+)
 
 
 @dataclass(frozen=True)
@@ -95,10 +111,41 @@ def base_url(config: Config) -> Sourced:
     return _pick(ENV_BASE_URL, config.base_url)
 
 
+def gateway_endpoint(config: Config) -> Sourced:
+    """Which AI Gateway path serves the cloudflare provider: environment, config, `compat`."""
+    explicit = _env(ENV_GATEWAY_ENDPOINT)
+    if explicit is not None:
+        if explicit.lower() not in GATEWAY_ENDPOINTS:
+            raise UserError(
+                f"{ENV_GATEWAY_ENDPOINT} must be one of {', '.join(GATEWAY_ENDPOINTS)}, "
+                f"not {explicit!r}"
+            )
+        return Sourced(explicit.lower(), "env")
+    configured = config.gateway.get("endpoint")
+    if isinstance(configured, str):
+        return Sourced(configured, "config")
+    return Sourced(DEFAULT_GATEWAY_ENDPOINT, "default")
+
+
+def gateway_options(config: Config) -> GatewayOptions:
+    """The `cf-aig-*` request settings of `[gateway]` (validated when the file was read)."""
+    settings = {key: value for key, value in config.gateway.items() if key != "endpoint"}
+    return GatewayOptions(**settings)  # type: ignore[arg-type]
+
+
+def endpoint_in_url(url: str) -> GatewayEndpoint | None:
+    """The endpoint a pasted gateway URL ends with (`…/workers-ai/v1`), if it names one."""
+    url = url.strip().rstrip("/")
+    for suffix, endpoint in _GATEWAY_SUFFIXES:
+        if url.endswith(suffix):
+            return endpoint
+    return None
+
+
 def normalize_gateway_url(url: str) -> str:
     """Check an AI Gateway URL (`…/v1/{account_id}/{gateway}`) and drop pasted endpoint suffixes."""
     url = url.strip().rstrip("/")
-    for suffix in _GATEWAY_SUFFIXES:
+    for suffix, _ in _GATEWAY_SUFFIXES:
         if url.endswith(suffix):
             url = url[: -len(suffix)]
             break
@@ -188,7 +235,13 @@ def resolve_provider(config: Config) -> ProviderSettings:
             "cloudflare_api_token", look_in=COMPANION_SOURCES[aig_source]
         )
         headers = provider_headers(kind, aig_token=aig_token, cloudflare_token=cloudflare_token)
-        return ProviderSettings(kind, _checked(url, normalize_gateway_url), headers)
+        return ProviderSettings(
+            kind,
+            _checked(url, normalize_gateway_url),
+            headers,
+            endpoint=cast(GatewayEndpoint, gateway_endpoint(config).value),
+            gateway=gateway_options(config),
+        )
     url = base_url(config)
     if not url.value:
         raise UserError(
@@ -197,7 +250,11 @@ def resolve_provider(config: Config) -> ProviderSettings:
         )
     api_key, _ = get_secret("api_key")
     headers = provider_headers(kind, api_key=api_key)
-    return ProviderSettings(kind, _checked(url, normalize_base_url), headers)
+    # The `[gateway]` settings count here too when the base URL is one of AI Gateway's
+    # provider paths (ProviderSettings.is_ai_gateway).
+    return ProviderSettings(
+        kind, _checked(url, normalize_base_url), headers, gateway=gateway_options(config)
+    )
 
 
 def provider_headers(

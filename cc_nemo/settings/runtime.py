@@ -11,10 +11,51 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from cc_nemo.settings.catalog import CLOUDFLARE_MODEL_PREFIX, Catalog, ModelSpec, bare_model_id
 
 ProviderKind = Literal["cloudflare", "openai", "anthropic"]
+# AI Gateway's two OpenAI-compatible paths for Workers AI (docs/wire.md, "Endpoints and headers"):
+# `compat` (`{gateway}/compat/chat/completions`, ids `workers-ai/@cf/...`; Cloudflare calls it
+# deprecated but it works) and `workers-ai` (`{gateway}/workers-ai/v1/chat/completions`, bare
+# `@cf/...` ids).
+GatewayEndpoint = Literal["compat", "workers-ai"]
+GATEWAY_ENDPOINTS: tuple[GatewayEndpoint, ...] = ("compat", "workers-ai")
+DEFAULT_GATEWAY_ENDPOINT: GatewayEndpoint = "compat"
+GATEWAY_ENDPOINT_PATHS: dict[GatewayEndpoint, str] = {
+    "compat": "/compat/chat/completions",
+    "workers-ai": "/workers-ai/v1/chat/completions",
+}
+GATEWAY_HOST = "gateway.ai.cloudflare.com"
+GatewayBackoff = Literal["constant", "linear", "exponential"]
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    """AI Gateway's per-request settings (`[gateway]` in config.toml), sent as `cf-aig-*`
+    headers; None sends nothing, so the gateway's own settings apply. Never secrets."""
+
+    # Seconds a response stays in the gateway's cache (`cf-aig-cache-ttl`). Off by default:
+    # Claude Code's turns are never byte-identical, so a cache could only serve stale answers.
+    cache_ttl: int | None = None
+    # Milliseconds the gateway waits for the provider's first byte (`cf-aig-request-timeout`).
+    request_timeout_ms: int | None = None
+    # The gateway's own retries of a failed provider request (`cf-aig-max-attempts`, 1-5),
+    # their delay (`cf-aig-retry-delay`, ms) and its growth (`cf-aig-backoff`).
+    max_attempts: int | None = None
+    retry_delay_ms: int | None = None
+    backoff: GatewayBackoff | None = None
+
+    def headers(self) -> dict[str, str]:
+        sent = {
+            "cf-aig-cache-ttl": self.cache_ttl,
+            "cf-aig-request-timeout": self.request_timeout_ms,
+            "cf-aig-max-attempts": self.max_attempts,
+            "cf-aig-retry-delay": self.retry_delay_ms,
+            "cf-aig-backoff": self.backoff,
+        }
+        return {name: str(value) for name, value in sent.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -22,8 +63,8 @@ class ProviderSettings:
     """Where upstream requests go and how they authenticate.
 
     kind:
-      - "cloudflare": AI Gateway's OpenAI-compatible `/compat/chat/completions`
-        (model ids `workers-ai/@cf/...`), `cf-aig-authorization` + optional `Authorization`.
+      - "cloudflare": AI Gateway, on the path `endpoint` names (see GatewayEndpoint);
+        `cf-aig-authorization` + optional `Authorization`.
       - "openai": any OpenAI-compatible base URL (Workers AI REST, OpenRouter, Ollama,
         vLLM, LM Studio); requests go to `{base_url}/chat/completions`.
       - "anthropic": an endpoint that already speaks Anthropic Messages; requests are
@@ -34,19 +75,35 @@ class ProviderSettings:
     base_url: str
     # Upstream auth headers. Secret values: never log, never put in an error message.
     headers: dict[str, str] = field(default_factory=dict, repr=False)
+    # Which AI Gateway path serves a "cloudflare" provider.
+    endpoint: GatewayEndpoint = DEFAULT_GATEWAY_ENDPOINT
+    # `cf-aig-*` request settings, sent only to an AI Gateway.
+    gateway: GatewayOptions = field(default_factory=GatewayOptions)
+
+    @property
+    def is_ai_gateway(self) -> bool:
+        """Requests go through Cloudflare AI Gateway (which reads `cf-aig-*` headers): the
+        cloudflare kind, or another kind pointed at one of the gateway's provider paths."""
+        return self.kind == "cloudflare" or urlsplit(self.base_url).hostname == GATEWAY_HOST
+
+    @property
+    def gateway_headers(self) -> dict[str, str]:
+        """The configured `cf-aig-*` settings, for an AI Gateway only."""
+        return self.gateway.headers() if self.is_ai_gateway else {}
 
     @property
     def chat_completions_url(self) -> str:
         base = self.base_url.rstrip("/")
         if self.kind == "cloudflare":
-            return f"{base}/compat/chat/completions"
+            return base + GATEWAY_ENDPOINT_PATHS[self.endpoint]
         if self.kind == "anthropic":
             return f"{base}/v1/messages" if not base.endswith("/v1") else f"{base}/messages"
         return f"{base}/chat/completions"
 
     def upstream_model_id(self, model: str) -> str:
-        """The model id as this provider wants it."""
-        if self.kind == "cloudflare":
+        """The model id as this provider wants it: `workers-ai/@cf/...` on AI Gateway's `compat`
+        path, where the prefix names the provider; bare everywhere else."""
+        if self.kind == "cloudflare" and self.endpoint == "compat":
             if model.startswith("@cf/") or model.startswith("@hf/"):
                 return CLOUDFLARE_MODEL_PREFIX + model
             return model
