@@ -15,9 +15,11 @@ import typer
 
 from cc_nemo import __version__
 from cc_nemo.cli import login as cli_login
+from cc_nemo.cli import logs as cli_logs
 from cc_nemo.cli import models as cli_models
 from cc_nemo.cli import run as cli_run
 from cc_nemo.cli import status as cli_status
+from cc_nemo.cli import usage as cli_usage
 from cc_nemo.cli.common import PROG, error_line
 from cc_nemo.cli.model_options import complete_model_alias
 from cc_nemo.errors import UserError
@@ -62,6 +64,8 @@ cli_login.register(app)
 cli_status.register(app)
 cli_models.register(app)
 cli_run.register(app)
+cli_usage.register(app)
+cli_logs.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
