@@ -21,6 +21,7 @@ from cc_nemo.proxy.upstream import (
     UpstreamConnectError,
     UpstreamReply,
     UpstreamTimeout,
+    gateway_metadata,
     retry_delay,
 )
 from cc_nemo.settings.runtime import ProxySettings
@@ -34,6 +35,7 @@ from cc_nemo.translate.errors import (
 log = logging.getLogger("cc_nemo.proxy.exchange")
 
 _OVERFLOW_PREFIXES = ("prompt is too long", "input length and `max_tokens`")
+GATEWAY_CACHE_NOTE = "answered from the AI Gateway cache (cf-aig-cache-status: HIT)"
 # An upstream 400 that names the tool choice: only then is a forced choice relaxed for good.
 _ABOUT_TOOL_CHOICE = re.compile(r"tool[ _-]?choice", re.IGNORECASE)
 
@@ -62,6 +64,10 @@ class UpstreamCalls:
     ) -> None:
         self.settings = settings
         self.upstream = upstream
+        # AI Gateway reads `cf-aig-*` request headers: the configured ones, and each attempt's
+        # metadata. Other upstreams get neither.
+        self._ai_gateway = settings.provider.is_ai_gateway
+        self._gateway_headers = settings.provider.gateway_headers
         # Upstream model ids that rejected tool_choice "required" (docs/wire.md, "Request
         # translation"): they get "auto" for the rest of the session.
         self.forced_tool_choice_rejected = forced_tool_choice_rejected
@@ -85,17 +91,24 @@ class UpstreamCalls:
                 log.info("%s upstream request: %s", exchange.request_id, clip_body(encoded))
             exchange.upstream_attempts += 1
             try:
-                reply = await self.upstream.post(encoded, headers=headers)
+                reply = await self.upstream.post(
+                    encoded, headers=self._attempt_headers(exchange, headers)
+                )
             except UpstreamConnectError as exc:
                 error = connect_error(str(exc))
             except UpstreamTimeout as exc:
                 error = timeout_error(str(exc))
             else:
+                _note_gateway_reply(exchange, reply)
                 if reply.ok:
                     return reply
                 error, status = await self._read_error(reply, error_for)
                 log.warning(
-                    "%s upstream answered %d: %s", exchange.request_id, status, error.message
+                    "%s upstream answered %d: %s%s",
+                    exchange.request_id,
+                    status,
+                    error.message,
+                    f" (gateway log {reply.gateway_log_id})" if reply.gateway_log_id else "",
                 )
                 if not tool_choice_relaxed and _rejects_forced_tool_choice(status, body, error):
                     # Some models crash on a forced tool choice: retry once with "auto" and
@@ -109,6 +122,18 @@ class UpstreamCalls:
             if error.retryable_upstream and await self.back_off(exchange, budget, error):
                 continue
             raise ErrorReply(error)
+
+    def _attempt_headers(self, exchange: Exchange, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """The request headers of one attempt; for AI Gateway with its `cf-aig-*` settings and
+        the metadata naming this request and the model now answering (a fallback's own)."""
+        if not self._ai_gateway:
+            return headers
+        metadata = gateway_metadata(
+            request_id=exchange.request_id,
+            claude_session=exchange.claude_session_id,
+            model=exchange.spec.alias if exchange.spec else None,
+        )
+        return {**headers, **self._gateway_headers, "cf-aig-metadata": metadata}
 
     async def back_off(
         self, exchange: Exchange, budget: RetryBudget, error: AnthropicError
@@ -200,6 +225,15 @@ class UpstreamCalls:
                 yield data
         finally:
             await discard(pending)
+
+
+def _note_gateway_reply(exchange: Exchange, reply: UpstreamReply) -> None:
+    """Keep AI Gateway's log id of the latest answer (so the answering attempt's, a fallback's
+    included) and say when its cache answered."""
+    if (log_id := reply.gateway_log_id) is not None:
+        exchange.gateway_log_id = log_id
+    if reply.ok and reply.gateway_cache_hit and GATEWAY_CACHE_NOTE not in exchange.notes:
+        exchange.notes.append(GATEWAY_CACHE_NOTE)
 
 
 def _rejects_forced_tool_choice(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
+import re
 import time
 from collections.abc import Mapping
 
@@ -24,6 +26,13 @@ MAX_HONOURED_RETRY_AFTER = 5.0
 MAX_ERROR_BODY_BYTES = 256 * 1024
 # Pool size: Claude Code runs subagents in parallel; more than this queue for a slot.
 MAX_CONNECTIONS = 100
+# AI Gateway's answer headers: its log entry for the request, and whether its cache answered.
+GATEWAY_LOG_ID_HEADER = "cf-aig-log-id"
+GATEWAY_CACHE_STATUS_HEADER = "cf-aig-cache-status"
+# A log id is a short token (a ULID); anything else is not one and is not kept (it goes to the
+# ledger and the log line).
+_GATEWAY_LOG_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+GATEWAY_CLIENT_NAME = "cc-proxy"
 
 
 class UpstreamConnectError(Exception):
@@ -98,6 +107,17 @@ class UpstreamReply:
     @property
     def retry_after(self) -> str | None:
         return self._response.headers.get("retry-after")
+
+    @property
+    def gateway_log_id(self) -> str | None:
+        """AI Gateway's id for this request in its logs (`cf-aig-log-id`), if it sent one."""
+        value = self._response.headers.get(GATEWAY_LOG_ID_HEADER, "").strip()
+        return value if _GATEWAY_LOG_ID.fullmatch(value) else None
+
+    @property
+    def gateway_cache_hit(self) -> bool:
+        """AI Gateway answered from its cache (`cf-aig-cache-status: HIT`)."""
+        return self._response.headers.get(GATEWAY_CACHE_STATUS_HEADER, "").upper() == "HIT"
 
     def next_chunk(self) -> asyncio.Future[bytes]:
         """The next piece of body as soon as any arrives (b"" at the end).
@@ -174,6 +194,19 @@ class UpstreamClient:
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamConnectError(_describe_connect_error(exc)) from None
         return UpstreamReply(response, read_timeout=self.read_timeout)
+
+
+def gateway_metadata(*, request_id: str, claude_session: str | None, model: str | None) -> str:
+    """`cf-aig-metadata` for one upstream attempt: what lines AI Gateway's log entry up with
+    cc-proxy's log line and ledger record. The gateway keeps at most 5 entries of strings,
+    numbers or booleans; these are 4 strings, never a secret (docs/wire.md, "Endpoints and
+    headers"). ASCII JSON, so any value is a valid header."""
+    entries = {"client": GATEWAY_CLIENT_NAME, "request_id": request_id}
+    if claude_session:
+        entries["claude_session"] = claude_session
+    if model:
+        entries["model"] = model
+    return json.dumps(entries, separators=(",", ":"))
 
 
 def _describe_connect_error(exc: BaseException) -> str:
