@@ -15,6 +15,7 @@ import typer
 
 from cc_nemo import __version__
 from cc_nemo.cli import login as cli_login
+from cc_nemo.cli import logs as cli_logs
 from cc_nemo.cli import models as cli_models
 from cc_nemo.cli import run as cli_run
 from cc_nemo.cli import status as cli_status
@@ -64,6 +65,7 @@ cli_status.register(app)
 cli_models.register(app)
 cli_run.register(app)
 cli_usage.register(app)
+cli_logs.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
