@@ -123,17 +123,22 @@ def bench_config_toml() -> str:
     )
 
 
+def upstream_model() -> str:
+    """The model id cc-proxy asks the (mock) upstream for; the reference asks for it too."""
+    from cc_nemo.settings.catalog import Catalog
+    from cc_nemo.settings.runtime import ProviderSettings
+
+    spec = bench_spec(Catalog.build())
+    return ProviderSettings("cloudflare", "http://127.0.0.1").upstream_model_id(spec.model)
+
+
 def openai_equivalent(request: dict[str, Any]) -> dict[str, Any]:
     """What cc-proxy sends upstream for `request` (its own pure translator, no I/O)."""
     from cc_nemo.settings.catalog import Catalog
-    from cc_nemo.settings.runtime import ProviderSettings
     from cc_nemo.translate.request import translate_request
 
     spec = bench_spec(Catalog.build())
-    upstream_model = ProviderSettings("cloudflare", "http://127.0.0.1").upstream_model_id(
-        spec.model
-    )
-    return translate_request(copy.deepcopy(request), spec, upstream_model=upstream_model).body
+    return translate_request(copy.deepcopy(request), spec, upstream_model=upstream_model()).body
 
 
 def body_pair(name: str, request: dict[str, Any], *, stream: bool) -> BodyPair:

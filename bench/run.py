@@ -1,13 +1,14 @@
-"""cc-proxy against the zero-proxy baseline, in one run, on loopback.
+"""cc-proxy against the zero-proxy baseline and a lean reference translator, in one run, on loopback.
 
-    python bench/run.py [--quick] [--rounds N] [--only NAME ...] [--json PATH]
+    python bench/run.py [--quick] [--rounds N] [--only NAME ...] [--json PATH] [--profile DIR]
 
-Three processes: the mock upstream (bench/mock_upstream.py), the proxy (`cc-proxy serve`, its
-CPU and peak RSS read from /proc) and this one, the load client. For every scenario the same
-conversation is sent straight to the mock as an OpenAI request (direct, "A") and through
-cc-proxy as Claude Code's Anthropic request (proxy, "B"), alternating A B A B so machine noise
-cancels; the table shows medians over the rounds. Then `cc-proxy --help` and
-`cc-proxy run` → claude spawned are timed. See bench/README.md.
+Four processes: the mock upstream (bench/mock_upstream.py), the proxy (`cc-proxy serve`), the
+reference translator (bench/ref_proxy.py; both servers' CPU and peak RSS read from /proc) and
+this one, the load client. For every scenario the same conversation is sent straight to the
+mock as an OpenAI request (direct, "A"), through cc-proxy as Claude Code's Anthropic request
+("B") and through the reference ("C"), in rounds A B C A B C so machine noise cancels; the
+table shows medians over the rounds, and cc-proxy's cost as a multiple of the reference's.
+Then `cc-proxy --help` and `cc-proxy run` → claude spawned are timed. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import contextlib
 import os
 import platform
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +43,8 @@ import startup
 
 BENCH_DIR = Path(__file__).resolve().parent
 MOCK_SCRIPT = BENCH_DIR / "mock_upstream.py"
+REFERENCE_SCRIPT = BENCH_DIR / "ref_proxy.py"
+PROFILE_WRAPPER = BENCH_DIR / "profiled_proxy.py"
 DEFAULT_JSON = BENCH_DIR / "results.json"
 TOKEN = "bench-session-token-0123456789abcdef"
 GATEWAY_PATH = "/v1/bench-account/bench-gateway"
@@ -233,11 +237,18 @@ def proxy_env(workdir: Path, mock_url: str) -> dict[str, str]:
 
 
 async def start_proxy(
-    env: dict[str, str], workdir: Path, loop: str, wrapper: Path | None = None
+    env: dict[str, str],
+    workdir: Path,
+    loop: str,
+    wrapper: Path | None = None,
+    profile_out: Path | None = None,
 ) -> tuple[Child, str]:
     log_path = workdir / "proxy.stderr"
     argv = ["serve", bodies.BENCH_ALIAS, "--quiet"]
-    if wrapper is not None:
+    if profile_out is not None:
+        env = {**env, "BENCH_PROFILE_OUT": str(profile_out)}
+        command = [sys.executable, str(PROFILE_WRAPPER), *argv]
+    elif wrapper is not None:
         command = [sys.executable, str(wrapper), *argv]
     elif loop == "uvloop":
         command = [sys.executable, "-c", UVLOOP_BOOT, *argv]
@@ -251,12 +262,63 @@ async def start_proxy(
     return child, url.strip("'\"")
 
 
+def _free_port() -> int:
+    """A loopback port nobody holds now (ref_proxy.py takes a port number, not a socket)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def start_reference(mock_url: str, workdir: Path) -> tuple[Child, str]:
+    """bench/ref_proxy.py on orjson, asking the mock for the model cc-proxy asks for."""
+    log_path = workdir / "reference.stderr"
+    port = _free_port()
+    env = startup.clean_env(os.environ)
+    env.update(
+        {
+            "REF_ORJSON": "1",
+            "REF_UPSTREAM": mock_url + "/v1",
+            "REF_MODEL": bodies.upstream_model(),
+        }
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(REFERENCE_SCRIPT),
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=log_path.open("wb"),
+    )
+    child = Child("reference translator", process)
+    # It prints nothing when ready: wait until the port accepts a connection.
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline and process.returncode is None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return child, f"http://127.0.0.1:{port}"
+    await child.stop()
+    detail = log_path.read_text()[-2000:] if log_path.exists() else ""
+    raise SystemExit(f"bench: the reference translator did not start (see {log_path}):\n{detail}")
+
+
 # ---- one scenario ----------------------------------------------------------------------------
+
+
+# Side names in results.json ("proxy" is cc-proxy, as in earlier results) and in the table.
+SIDES = ("direct", "proxy", "reference")
+SIDE_LABELS = {"direct": "direct", "proxy": "cc-proxy", "reference": "reference"}
 
 
 @dataclass
 class RunStats:
-    """One run of one side: latency quantiles in ms, throughput, and (proxy) CPU and memory."""
+    """One run of one side: latency quantiles in ms, throughput, and (for a translating side)
+    the CPU and memory of the process that served it."""
 
     side: str
     round: int
@@ -267,7 +329,7 @@ class RunStats:
     total_p50: float
     total_p99: float
     rps: float
-    proxy_cpu_ms: float | None = None
+    server_cpu_ms: float | None = None
     cpu_ms_per_1k_chunks: float | None = None
     cpu_ms_per_request: float | None = None
     peak_rss_mb: float | None = None
@@ -328,12 +390,18 @@ class Bench:
     mock_url: str
     proxy: Child
     proxy_url: str
+    reference: Child | None
+    reference_url: str | None
     bodies: dict[tuple[str, bool], bodies.BodyPair]
     rounds: int
     quick: bool
     session_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
-    def targets(self, scenario: Scenario) -> tuple[loadgen.Target, loadgen.Target]:
+    def server(self, side: str) -> Child | None:
+        """The process whose CPU and memory a side's runs are charged with (none for direct)."""
+        return {"proxy": self.proxy, "reference": self.reference}.get(side)
+
+    def targets(self, scenario: Scenario) -> list[loadgen.Target]:
         pair = self.bodies[(scenario.body, scenario.stream)]
         accept = "text/event-stream" if scenario.stream else "application/json"
         direct = loadgen.Target(
@@ -350,33 +418,40 @@ class Bench:
             protocol="openai",
             stream=scenario.stream,
         )
-        proxy = loadgen.Target(
-            side="proxy",
-            url=f"{self.proxy_url}/v1/messages?beta=true",
-            body=pair.anthropic,
-            # What Claude Code sends (docs/wire.md, "Claude Code's environment"), trimmed to what matters.
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "Authorization": f"Bearer {TOKEN}",
-                "anthropic-version": "2023-06-01",
-                "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
-                "x-app": "cli",
-                "User-Agent": "claude-cli/2.1.330 (external, sdk-cli)",
-                "x-claude-code-session-id": self.session_id,
-            },
-            protocol="anthropic",
-            stream=scenario.stream,
-        )
-        return direct, proxy
+        # What Claude Code sends (docs/wire.md, "Claude Code's environment"), trimmed to what matters.
+        anthropic_headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Authorization": f"Bearer {TOKEN}",
+            "anthropic-version": "2023-06-01",
+            "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+            "x-app": "cli",
+            "User-Agent": "claude-cli/2.1.330 (external, sdk-cli)",
+            "x-claude-code-session-id": self.session_id,
+        }
+        targets = [direct]
+        for side, url in (("proxy", self.proxy_url), ("reference", self.reference_url)):
+            if url is None:
+                continue
+            targets.append(
+                loadgen.Target(
+                    side=side,
+                    url=f"{url}/v1/messages?beta=true",
+                    body=pair.anthropic,
+                    headers=anthropic_headers,
+                    protocol="anthropic",
+                    stream=scenario.stream,
+                )
+            )
+        return targets
 
     async def check_answers(
-        self, scenario: Scenario, direct: loadgen.Target, proxy: loadgen.Target
+        self, scenario: Scenario, targets: list[loadgen.Target]
     ) -> dict[str, Any]:
-        """Both sides must say the same thing before either is timed."""
+        """Every side must say the same thing before any is timed."""
         stats = await mock_call(self.mock_url, "/_mock/stats")
         expected_tools = ("Bash",) if scenario.mock.get("tool_call") else ()
-        for target in (direct, proxy):
+        for target in targets:
             answer = await loadgen.fetch_answer(target)
             if answer.text != stats["expected_text"] or answer.tools != expected_tools:
                 raise SystemExit(
@@ -389,18 +464,20 @@ class Bench:
     async def run_scenario(self, scenario: Scenario) -> dict[str, Any]:
         config = await mock_call(self.mock_url, "/_mock/config", scenario.mock)
         chunks_per_reply = config["streamed_chunks_per_reply"] if scenario.stream else 0
-        direct, proxy = self.targets(scenario)
-        await self.check_answers(scenario, direct, proxy)
+        targets = self.targets(scenario)
+        await self.check_answers(scenario, targets)
         requests = scenario.quick_requests if self.quick else scenario.requests
-        procstat.reset_peak_rss(self.proxy.pid)
+        servers = {t.side: child for t in targets if (child := self.server(t.side)) is not None}
+        for child in servers.values():
+            procstat.reset_peak_rss(child.pid)
         runs: list[RunStats] = []
         for round_ in range(self.rounds):
-            for target in (direct, proxy):  # A B A B ...
+            for target in targets:  # A B C A B C ...
                 runs.append(
                     await self._one_run(scenario, target, round_, requests, chunks_per_reply)
                 )
-        peak = procstat.peak_rss_mb(self.proxy.pid)
-        return summarize(scenario, runs, peak, chunks_per_reply)
+        peaks = {side: procstat.peak_rss_mb(child.pid) for side, child in servers.items()}
+        return summarize(scenario, runs, peaks, chunks_per_reply)
 
     async def _one_run(
         self,
@@ -411,9 +488,11 @@ class Bench:
         chunks_per_reply: int,
     ) -> RunStats:
         marks: dict[str, float] = {}
+        server = self.server(target.side)
 
         def measure_start() -> None:
-            marks["proxy_cpu"] = procstat.cpu_seconds(self.proxy.pid)
+            if server is not None:
+                marks["server_cpu"] = procstat.cpu_seconds(server.pid)
             marks["mock_cpu"] = procstat.cpu_seconds(self.mock.pid)
 
         before = await mock_call(self.mock_url, "/_mock/stats")
@@ -424,7 +503,6 @@ class Bench:
             max_seconds=scenario.max_seconds,
             on_measure_start=measure_start,
         )
-        proxy_cpu_ms = (procstat.cpu_seconds(self.proxy.pid) - marks.get("proxy_cpu", 0)) * 1000
         mock_cpu_ms = (procstat.cpu_seconds(self.mock.pid) - marks.get("mock_cpu", 0)) * 1000
         after = await mock_call(self.mock_url, "/_mock/stats")
         stats = run_stats(target.side, round_, result, stream=scenario.stream)
@@ -432,14 +510,15 @@ class Bench:
         stats.upstream_connections = after["connections"] - before["connections"] - 1
         stats.upstream_requests = after["requests"] - before["requests"]
         stats.mock_cpu_ms_per_request = mock_cpu_ms / stats.requests
-        if target.side == "proxy":
-            stats.proxy_cpu_ms = proxy_cpu_ms
-            stats.cpu_ms_per_request = proxy_cpu_ms / stats.requests
+        if server is not None:
+            server_cpu_ms = (procstat.cpu_seconds(server.pid) - marks.get("server_cpu", 0)) * 1000
+            stats.server_cpu_ms = server_cpu_ms
+            stats.cpu_ms_per_request = server_cpu_ms / stats.requests
             if chunks_per_reply:
                 stats.cpu_ms_per_1k_chunks = (
-                    proxy_cpu_ms / (stats.requests * chunks_per_reply) * 1000
+                    server_cpu_ms / (stats.requests * chunks_per_reply) * 1000
                 )
-            stats.peak_rss_mb = procstat.peak_rss_mb(self.proxy.pid)
+            stats.peak_rss_mb = procstat.peak_rss_mb(server.pid)
         return stats
 
 
@@ -448,60 +527,104 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
+_SIDE_KEYS = (
+    "ttft_p50",
+    "ttft_p99",
+    "total_p50",
+    "total_p99",
+    "rps",
+    "cpu_ms_per_1k_chunks",
+    "cpu_ms_per_request",
+    "mock_cpu_ms_per_request",
+)
+_LATENCY_KEYS = ("ttft_p50", "ttft_p99", "total_p50", "total_p99")
+
+
+def _versus_direct(pairs: list[tuple[RunStats, RunStats]]) -> dict[str, float | None]:
+    """A side against direct, paired per round: what it adds (diff) and how many times (ratio)."""
+    compare: dict[str, float | None] = {}
+    for key in (*_LATENCY_KEYS, "rps"):
+        diffs = [
+            s_value - d_value
+            for d, s in pairs
+            if (d_value := getattr(d, key)) is not None and (s_value := getattr(s, key)) is not None
+        ]
+        ratios = [
+            s_value / d_value
+            for d, s in pairs
+            if (d_value := getattr(d, key)) and (s_value := getattr(s, key)) is not None
+        ]
+        compare[f"{key}_diff"] = _median(diffs)
+        compare[f"{key}_ratio"] = _median(ratios)
+    return compare
+
+
+def _versus_reference(
+    rounds: list[tuple[RunStats, RunStats, RunStats]],
+) -> dict[str, float | None]:
+    """cc-proxy as a multiple of the reference, paired per round: the latency each adds to
+    direct, and throughput and CPU as they are (the reference's own cost is the floor)."""
+    ratios: dict[str, float | None] = {}
+    for key in _LATENCY_KEYS:
+        values = []
+        for d, p, r in rounds:
+            d_value, p_value, r_value = getattr(d, key), getattr(p, key), getattr(r, key)
+            if d_value is None or p_value is None or r_value is None:
+                continue
+            # A reference that adds nothing measurable makes the ratio meaningless, not huge.
+            if r_value - d_value > 0.01:
+                values.append((p_value - d_value) / (r_value - d_value))
+        ratios[f"added_{key}"] = _median(values)
+    for key in ("rps", "cpu_ms_per_request", "cpu_ms_per_1k_chunks"):
+        ratios[key] = _median(
+            [
+                p_value / r_value
+                for _, p, r in rounds
+                if (r_value := getattr(r, key)) and (p_value := getattr(p, key)) is not None
+            ]
+        )
+    return ratios
+
+
 def summarize(
-    scenario: Scenario, runs: list[RunStats], peak_rss: float, chunks_per_reply: int
+    scenario: Scenario,
+    runs: list[RunStats],
+    peak_rss: dict[str, float],
+    chunks_per_reply: int,
 ) -> dict[str, Any]:
     """Medians over rounds per side; differences and ratios paired round by round."""
+    by_side = {side: [r for r in runs if r.side == side] for side in SIDES}
     sides: dict[str, dict[str, Any]] = {}
-    for side in ("direct", "proxy"):
-        mine = [r for r in runs if r.side == side]
-        sides[side] = {
-            key: _median([getattr(r, key) for r in mine])
-            for key in (
-                "ttft_p50",
-                "ttft_p99",
-                "total_p50",
-                "total_p99",
-                "rps",
-                "cpu_ms_per_1k_chunks",
-                "cpu_ms_per_request",
-                "mock_cpu_ms_per_request",
-            )
-        }
+    for side, mine in by_side.items():
+        if not mine:
+            continue
+        sides[side] = {key: _median([getattr(r, key) for r in mine]) for key in _SIDE_KEYS}
         sides[side]["requests"] = sum(r.requests for r in mine)
         sides[side]["upstream_connections"] = sum(r.upstream_connections for r in mine)
         sides[side]["upstream_requests"] = sum(r.upstream_requests for r in mine)
         sides[side]["errors"] = sum(r.errors for r in mine)
-    pairs = list(
-        zip(
-            [r for r in runs if r.side == "direct"],
-            [r for r in runs if r.side == "proxy"],
-            strict=True,
-        )
-    )
-    compare: dict[str, Any] = {}
-    for key in ("ttft_p50", "ttft_p99", "total_p50", "total_p99", "rps"):
-        diffs = [
-            p_value - d_value
-            for d, p in pairs
-            if (d_value := getattr(d, key)) is not None and (p_value := getattr(p, key)) is not None
-        ]
-        ratios = [
-            p_value / d_value
-            for d, p in pairs
-            if (d_value := getattr(d, key)) and (p_value := getattr(p, key)) is not None
-        ]
-        compare[f"{key}_diff"] = _median(diffs)
-        compare[f"{key}_ratio"] = _median(ratios)
-    return {
+        sides[side]["peak_rss_mb"] = peak_rss.get(side)
+    direct = by_side["direct"]
+    result: dict[str, Any] = {
         "scenario": asdict(scenario),
         "streamed_chunks_per_reply": chunks_per_reply,
-        "direct": sides["direct"],
-        "proxy": sides["proxy"],
-        "compare": compare,
-        "proxy_peak_rss_mb": peak_rss,
+        **sides,
+        "compare": _versus_direct(list(zip(direct, by_side["proxy"], strict=True))),
+        "proxy_peak_rss_mb": peak_rss.get("proxy"),
         "runs": [asdict(r) for r in runs],
     }
+    if by_side["reference"]:
+        result["compare_reference"] = _versus_direct(
+            list(zip(direct, by_side["reference"], strict=True))
+        )
+        vs = _versus_reference(
+            list(zip(direct, by_side["proxy"], by_side["reference"], strict=True))
+        )
+        vs["peak_rss_mb"] = (
+            peak_rss["proxy"] / peak_rss["reference"] if peak_rss.get("reference") else None
+        )
+        result["vs_reference"] = vs
+    return result
 
 
 # ---- output ----------------------------------------------------------------------------------
@@ -513,35 +636,50 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     header = (
-        f"{'scenario':<22} {'side':<7} {'ttft p50':>9} {'ttft p99':>9} {'total p50':>10} "
+        f"{'scenario':<22} {'side':<10} {'ttft p50':>9} {'ttft p99':>9} {'total p50':>10} "
         f"{'total p99':>10} {'req/s':>8} {'cpu/1k ch':>10} {'cpu/req':>8} {'peak RSS':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         name = r["scenario"]["name"]
-        for side in ("direct", "proxy"):
+        first = True
+        for side in SIDES:
+            if side not in r:
+                continue
             s = r[side]
-            proxy = side == "proxy"
+            served = side != "direct"
             lines.append(
-                f"{name if side == 'direct' else '':<22} {side:<7} {_fmt(s['ttft_p50']):>9} "
+                f"{name if first else '':<22} {SIDE_LABELS[side]:<10} {_fmt(s['ttft_p50']):>9} "
                 f"{_fmt(s['ttft_p99']):>9} {_fmt(s['total_p50']):>10} {_fmt(s['total_p99']):>10} "
                 f"{_fmt(s['rps']):>8} "
-                f"{_fmt(s['cpu_ms_per_1k_chunks']) if proxy else '':>10} "
-                f"{_fmt(s['cpu_ms_per_request'], 2) if proxy else '':>8} "
-                f"{_fmt(r['proxy_peak_rss_mb']) if proxy else '':>9}"
+                f"{_fmt(s['cpu_ms_per_1k_chunks']) if served else '':>10} "
+                f"{_fmt(s['cpu_ms_per_request'], 2) if served else '':>8} "
+                f"{_fmt(s.get('peak_rss_mb')) if served else '':>9}"
             )
-        c = r["compare"]
-        lines.append(
-            f"{'':<22} {'diff':<7} {_fmt(c['ttft_p50_diff'], 2):>9} {_fmt(c['ttft_p99_diff'], 2):>9} "
-            f"{_fmt(c['total_p50_diff'], 2):>10} {_fmt(c['total_p99_diff'], 2):>10} "
-            f"{_fmt(c['rps_diff']):>8}"
-        )
-        lines.append(
-            f"{'':<22} {'ratio':<7} {_fmt(c['ttft_p50_ratio'], 2):>9} "
-            f"{_fmt(c['ttft_p99_ratio'], 2):>9} {_fmt(c['total_p50_ratio'], 2):>10} "
-            f"{_fmt(c['total_p99_ratio'], 2):>10} {_fmt(c['rps_ratio'], 2):>8}"
-        )
-    lines.append("(ms, medians over rounds; diff and ratio are proxy vs direct, paired per round)")
+            first = False
+        for label, key in (("+cc-proxy", "compare"), ("+reference", "compare_reference")):
+            if key not in r:
+                continue
+            c = r[key]
+            lines.append(
+                f"{'':<22} {label:<10} {_fmt(c['ttft_p50_diff'], 2):>9} "
+                f"{_fmt(c['ttft_p99_diff'], 2):>9} {_fmt(c['total_p50_diff'], 2):>10} "
+                f"{_fmt(c['total_p99_diff'], 2):>10} {_fmt(c['rps_ratio'], 2):>8}"
+            )
+        if "vs_reference" in r:
+            v = r["vs_reference"]
+            lines.append(
+                f"{'':<22} {'cc/ref':<10} {_fmt(v['added_ttft_p50'], 2):>9} "
+                f"{_fmt(v['added_ttft_p99'], 2):>9} {_fmt(v['added_total_p50'], 2):>10} "
+                f"{_fmt(v['added_total_p99'], 2):>10} {_fmt(v['rps'], 2):>8} "
+                f"{_fmt(v['cpu_ms_per_1k_chunks'], 2):>10} {_fmt(v['cpu_ms_per_request'], 2):>8} "
+                f"{_fmt(v['peak_rss_mb'], 2):>9}"
+            )
+    lines.append(
+        "(ms, medians over rounds. +side: latency added to direct, req/s as a fraction of "
+        "direct's;\n cc/ref: cc-proxy as a multiple of the reference, of the added latency, "
+        "req/s, CPU and RSS; all paired per round)"
+    )
     return "\n".join(lines)
 
 
@@ -606,6 +744,7 @@ def checks(
         )
     if overall_peak is not None:
         add("proxy peak RSS <= 60 MB", overall_peak, 60, lambda v: f"{v:.1f} MB")
+    found.extend(reference_checks(results))
     if "help" in starts:
         add("cc-proxy --help <= 300 ms", starts["help"]["median_ms"], 300, lambda v: f"{v:.0f} ms")
     if "launch" in starts:
@@ -615,6 +754,31 @@ def checks(
             350,
             lambda v: f"{v:.0f} ms",
         )
+    return found
+
+
+# (scenario, vs_reference key, limit, at least?, what): cc-proxy against the reference's floor.
+REFERENCE_TARGETS = (
+    ("120k-burst-c1", "cpu_ms_per_request", 1.5, False, "CPU per request, 120 KB, 100 chunks"),
+    ("120k-stream-c20-flat", "rps", 0.7, True, "req/s at c20, CPU-bound"),
+    ("120k-stream-c1", "added_ttft_p50", 1.5, False, "added time to first delta, p50"),
+    ("120k-paced-c1", "cpu_ms_per_1k_chunks", 1.2, False, "CPU per chunk, 400 chunks 1 ms apart"),
+)
+
+
+def reference_checks(results: dict[str, dict[str, Any]]) -> list[Check]:
+    found = []
+    for name, key, limit, at_least, what in REFERENCE_TARGETS:
+        if name not in results or "vs_reference" not in results[name]:
+            continue
+        ratio = results[name]["vs_reference"][key]
+        bound = f"{'>=' if at_least else '<='} {limit} x the reference"
+        target = f"{what} ({name}) {bound}"
+        if ratio is None:
+            found.append(Check(target, "not measured", None))
+        else:
+            met = ratio >= limit if at_least else ratio <= limit
+            found.append(Check(target, f"{ratio:.2f} x", met))
     return found
 
 
@@ -684,22 +848,44 @@ async def bench_traffic(
         )
     mock, mock_url = await start_mock(work)
     proxy: Child | None = None
+    reference: Child | None = None
+    reference_url: str | None = None
+    profile_out = args.profile / "current.prof" if args.profile else None
     try:
         env = proxy_env(work, mock_url)
-        proxy, proxy_url = await start_proxy(env, work, args.proxy_loop, args.proxy_wrapper)
+        proxy, proxy_url = await start_proxy(
+            env, work, args.proxy_loop, args.proxy_wrapper, profile_out
+        )
+        if not args.no_reference:
+            reference, reference_url = await start_reference(mock_url, work)
         await asyncio.sleep(0.2)
         idle = {
             "rss_mb": procstat.rss_mb(proxy.pid),
             "peak_rss_mb": procstat.peak_rss_mb(proxy.pid),
         }
-        bench = Bench(mock, mock_url, proxy, proxy_url, pairs, args.rounds, args.quick)
+        if reference is not None:
+            idle["reference_rss_mb"] = procstat.rss_mb(reference.pid)
+        bench = Bench(
+            mock,
+            mock_url,
+            proxy,
+            proxy_url,
+            reference,
+            reference_url,
+            pairs,
+            args.rounds,
+            args.quick,
+        )
         results = []
         for scenario in scenarios:
             started = time.monotonic()
             print(
                 f"bench: {scenario.name} ({scenario.what}) ...", file=sys.stderr, end="", flush=True
             )
-            async with profiling(args.profile, proxy.pid, scenario.name):
+            async with (
+                sampling(args.py_spy, proxy.pid, scenario.name),
+                profiling(profile_out, proxy, scenario.name),
+            ):
                 results.append(await bench.run_scenario(scenario))
             print(f" {time.monotonic() - started:.1f} s", file=sys.stderr)
         proxy_info = {
@@ -708,17 +894,65 @@ async def bench_traffic(
                 [r["proxy_peak_rss_mb"] for r in results] + [idle["peak_rss_mb"]]
             ),
             "loop": args.proxy_loop,
+            "profiled": profile_out is not None,
         }
+        if reference is not None:
+            proxy_info["reference_peak_rss_mb_overall"] = max(
+                r["reference"]["peak_rss_mb"] for r in results
+            )
         return results, proxy_info
     finally:
+        if reference is not None:
+            await reference.stop()
         if proxy is not None:
             await proxy.stop()
         await mock.stop()
 
 
+PROFILE_TOP = 40
+
+
 @contextlib.asynccontextmanager
-async def profiling(directory: Path | None, pid: int, name: str) -> AsyncIterator[None]:
-    """With --profile: py-spy samples the proxy during the scenario (idle time left out), and
+async def profiling(out: Path | None, proxy: Child, name: str) -> AsyncIterator[None]:
+    """With --profile: cProfile runs in the proxy for the scenario (bench/profiled_proxy.py,
+    started and stopped by signal), and its functions by cumulative time go to
+    DIR/<scenario>.txt, the raw stats to DIR/<scenario>.prof (for pstats or snakeviz)."""
+    if out is None:
+        yield
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    proxy.process.send_signal(signal.SIGUSR1)
+    try:
+        yield
+    finally:
+        proxy.process.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while not out.exists() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if out.exists():
+            stats_path = out.with_name(f"{name}.prof")
+            out.replace(stats_path)
+            _write_top(stats_path, out.with_name(f"{name}.txt"))
+        else:
+            print(f"bench: no profile from the proxy for {name}", file=sys.stderr)
+
+
+def _write_top(stats_path: Path, text_path: Path) -> None:
+    import io
+    import pstats
+
+    buffer = io.StringIO()
+    stats = pstats.Stats(str(stats_path), stream=buffer)
+    stats.sort_stats("cumulative").print_stats(PROFILE_TOP)
+    buffer.write("\n")
+    stats.sort_stats("tottime").print_stats(PROFILE_TOP)
+    text_path.write_text(buffer.getvalue())
+
+
+@contextlib.asynccontextmanager
+async def sampling(directory: Path | None, pid: int, name: str) -> AsyncIterator[None]:
+    """With --py-spy: py-spy samples the proxy during the scenario (idle time left out), and
     writes a collapsed-stack file (for flamegraph.pl / speedscope) and a top-of-profile view."""
     if directory is None:
         yield
@@ -779,7 +1013,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the reference translator (side C): direct against cc-proxy only",
+    )
+    parser.add_argument(
         "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="cProfile the proxy per scenario: DIR/<scenario>.txt (top functions) and .prof",
+    )
+    parser.add_argument(
+        "--py-spy",
         type=Path,
         default=None,
         metavar="DIR",
@@ -788,6 +1034,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-logs", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 3)
+    if args.profile is not None and (
+        args.proxy_wrapper is not None or args.proxy_loop != "asyncio"
+    ):
+        parser.error("--profile runs the proxy through its own wrapper, on asyncio")
     if not 1 <= args.rounds <= 20:
         parser.error("--rounds must be 1..20")
     scenarios = [s for s in SCENARIOS if args.only is None or s.name in args.only]
@@ -818,6 +1068,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{proxy_info['peak_rss_mb_overall']:.1f} MB peak over the run "
             f"(event loop: {proxy_info['loop']})"
         )
+        if "reference_peak_rss_mb_overall" in proxy_info:
+            print(
+                f"reference RSS: {proxy_info['idle']['reference_rss_mb']:.1f} MB idle, "
+                f"{proxy_info['reference_peak_rss_mb_overall']:.1f} MB peak over the run"
+            )
+        if proxy_info.get("profiled"):
+            print(f"(profiled under cProfile: cc-proxy's timings are inflated; see {args.profile})")
     if starts:
         h, launch, ended = starts["help"], starts["launch"], starts["run_exit"]
         print(
