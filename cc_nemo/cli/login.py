@@ -40,6 +40,9 @@ class LoginInput:
     provider: str
     url: str
     secrets: dict[SecretName, str] = field(default_factory=dict)
+    # The AI Gateway path chosen (--endpoint, or the one a pasted URL ends with); None keeps
+    # the configured one.
+    endpoint: str | None = None
 
 
 def login(
@@ -64,6 +67,15 @@ def login(
     ] = None,
     gateway: Annotated[
         str | None, typer.Option(metavar="NAME", help="AI Gateway name (with --account-id).")
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[compat|workers-ai]",
+            help="AI Gateway path: compat ({gateway}/compat/chat/completions, model ids "
+            "workers-ai/@cf/…; the default) or workers-ai ({gateway}/workers-ai/v1/chat/"
+            "completions, model ids @cf/…).",
+        ),
     ] = None,
     base_url: Annotated[
         str | None,
@@ -100,14 +112,19 @@ def login(
     """
     config = load_config()
     gateway_flags = bool(
-        gateway_url or account_id or gateway or aig_token_stdin or cloudflare_token_stdin
+        gateway_url
+        or account_id
+        or gateway
+        or endpoint
+        or aig_token_stdin
+        or cloudflare_token_stdin
     )
     generic_flags = bool(base_url or api_key_stdin)
     if gateway_flags and generic_flags:
         raise UserError(
-            "the gateway flags (--gateway-url, --account-id, --gateway, --aig-token-stdin, "
-            "--cloudflare-token-stdin) are for the cloudflare provider; --base-url and "
-            "--api-key-stdin for openai or anthropic: do not mix them"
+            "the gateway flags (--gateway-url, --account-id, --gateway, --endpoint, "
+            "--aig-token-stdin, --cloudflare-token-stdin) are for the cloudflare provider; "
+            "--base-url and --api-key-stdin for openai or anthropic: do not mix them"
         )
     generic_default = config.provider if config.provider in ("openai", "anthropic") else "openai"
     inferred = "cloudflare" if gateway_flags else generic_default if generic_flags else None
@@ -125,8 +142,14 @@ def login(
     )
     prompting = not piped
     if chosen == "cloudflare":
-        url = _gateway_url(gateway_url, account_id, gateway, config, prompting)
-        collected = LoginInput(chosen, url, _cloudflare_secrets(piped, prompting))
+        chosen_endpoint = _endpoint_option(endpoint)
+        url, pasted_endpoint = _gateway_url(gateway_url, account_id, gateway, config, prompting)
+        collected = LoginInput(
+            chosen,
+            url,
+            _cloudflare_secrets(piped, prompting),
+            endpoint=chosen_endpoint or pasted_endpoint,
+        )
     else:
         url = _base_url(base_url, config, chosen, prompting)
         collected = LoginInput(chosen, url, _api_key(piped, prompting, chosen))
@@ -156,22 +179,40 @@ def _read_piped_secrets(flags: dict[SecretName, bool]) -> dict[SecretName, str]:
     }
 
 
+def _endpoint_option(endpoint: str | None) -> str | None:
+    from cc_nemo.settings.runtime import GATEWAY_ENDPOINTS
+
+    if endpoint is None:
+        return None
+    chosen = endpoint.strip().lower()
+    if chosen not in GATEWAY_ENDPOINTS:
+        raise UserError(
+            f"--endpoint must be one of {', '.join(GATEWAY_ENDPOINTS)}, not {endpoint!r}"
+        )
+    return chosen
+
+
 def _gateway_url(
     url: str | None, account_id: str | None, gateway: str | None, config: Config, prompting: bool
-) -> str:
-    from cc_nemo.settings.resolve import gateway_url_from_parts, normalize_gateway_url
+) -> tuple[str, str | None]:
+    """The gateway URL, and the endpoint a pasted URL named (`…/workers-ai/v1`), if any."""
+    from cc_nemo.settings.resolve import (
+        endpoint_in_url,
+        gateway_url_from_parts,
+        normalize_gateway_url,
+    )
 
     if url and (account_id or gateway):
         raise UserError("give either --gateway-url or --account-id with --gateway, not both")
     if url:
-        return normalize_gateway_url(url)
+        return normalize_gateway_url(url), endpoint_in_url(url)
     if account_id or gateway:
         if not (account_id and gateway):
             raise UserError("--account-id and --gateway go together")
-        return gateway_url_from_parts(account_id, gateway)
+        return gateway_url_from_parts(account_id, gateway), None
     if not prompting:
         if config.gateway_url:
-            return normalize_gateway_url(config.gateway_url)
+            return normalize_gateway_url(config.gateway_url), None
         raise UserError("pass --gateway-url (or --account-id and --gateway)")
     answer = ask(
         "AI Gateway URL (https://gateway.ai.cloudflare.com/v1/{account_id}/{gateway}) or account id",
@@ -179,8 +220,8 @@ def _gateway_url(
         flag="--gateway-url",
     )
     if _ACCOUNT_ID.match(answer):
-        return gateway_url_from_parts(answer, ask("AI Gateway name", flag="--gateway"))
-    return normalize_gateway_url(answer)
+        return gateway_url_from_parts(answer, ask("AI Gateway name", flag="--gateway")), None
+    return normalize_gateway_url(answer), endpoint_in_url(answer)
 
 
 def _cloudflare_secrets(piped: dict[SecretName, str], prompting: bool) -> dict[SecretName, str]:
@@ -250,21 +291,49 @@ def _verify(collected: LoginInput, config: Config) -> None:
         cloudflare_token=secret("cloudflare_api_token"),
         api_key=secret("api_key"),
     )
-    provider = ProviderSettings(collected.provider, collected.url, headers)  # type: ignore[arg-type]
+    provider = ProviderSettings(
+        collected.provider,  # type: ignore[arg-type]
+        collected.url,
+        headers,
+        endpoint=_saved_endpoint(collected, config),  # type: ignore[arg-type]
+    )
     name = model_choice(None, ENV_MODEL, config.default_model).value or DEFAULT_MODEL_ALIAS
     model = require_model(build_catalog(config), name)
-    note(f"Checking the credentials with one request to {collected.url} …")
+    target = provider.chat_completions_url if provider.kind == "cloudflare" else collected.url
+    note(f"Checking the credentials with one request to {target} …")
     note(verify_credentials(provider, model))
 
 
+def _saved_endpoint(collected: LoginInput, config: Config) -> str:
+    """The AI Gateway path `run` will use after this login (the environment aside)."""
+    from cc_nemo.settings.runtime import DEFAULT_GATEWAY_ENDPOINT
+
+    if collected.endpoint is not None:
+        return collected.endpoint
+    configured = config.gateway.get("endpoint")
+    return configured if isinstance(configured, str) else DEFAULT_GATEWAY_ENDPOINT
+
+
 def _save(collected: LoginInput, config: Config) -> None:
+    from cc_nemo.settings.resolve import ENV_GATEWAY_ENDPOINT
+    from cc_nemo.settings.runtime import GATEWAY_ENDPOINT_PATHS
+
     if collected.provider == "cloudflare":
         config = replace(config, provider="cloudflare", gateway_url=collected.url)
+        if collected.endpoint is not None:
+            config = replace(config, gateway={**config.gateway, "endpoint": collected.endpoint})
     else:
         config = replace(config, provider=collected.provider, base_url=collected.url)
     save_config(config)
     places = {name: set_secret(name, value) for name, value in collected.secrets.items()}
     note(f"Logged in: {collected.provider} provider at {collected.url}")
+    if collected.provider == "cloudflare":
+        endpoint = _saved_endpoint(collected, config)
+        ids = "workers-ai/@cf/…" if endpoint == "compat" else "@cf/…"
+        path = GATEWAY_ENDPOINT_PATHS[endpoint]  # type: ignore[index]
+        note(f"  endpoint: {endpoint} (…{path}, model ids {ids})")
+        if os.environ.get(ENV_GATEWAY_ENDPOINT, "").strip():
+            warn(f"{ENV_GATEWAY_ENDPOINT} is set in the environment and overrides the endpoint")
     for name, place in places.items():
         where = "the OS keyring" if place == "keyring" else str(secrets_file_path())
         note(f"  {SECRET_LABELS[name]} stored in {where}")

@@ -108,6 +108,7 @@ def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
     rows.append((label, f"{url.value} ({url.source})" if url.value else "missing"))
     if kind.value == "cloudflare":
         rows.append(("Account id", account_id(config) or "-"))
+    rows.extend(gateway_rows(config, kind.value or "", url.value))
     catalog = build_catalog(config)
     for title, env_name, configured, fallback in (
         ("Default model", ENV_MODEL, config.default_model, DEFAULT_MODEL_ALIAS),
@@ -154,6 +155,28 @@ def status_rows(config: Config) -> tuple[list[tuple[str, str]], str | None]:
     except UserError as exc:
         return rows, exc.message
     return rows, claude.problem and f"claude {claude.problem}"
+
+
+def gateway_rows(config: Config, kind: str, url: str | None) -> list[tuple[str, str]]:
+    """The AI Gateway path and the `cf-aig-*` settings sent, for an AI Gateway provider."""
+    from cc_nemo.settings.resolve import gateway_endpoint, gateway_options
+    from cc_nemo.settings.runtime import GATEWAY_ENDPOINT_PATHS, ProviderSettings
+
+    options = gateway_options(config)
+    provider = ProviderSettings(kind, url or "", gateway=options)  # type: ignore[arg-type]
+    rows = []
+    if kind == "cloudflare":
+        endpoint = gateway_endpoint(config)
+        path = GATEWAY_ENDPOINT_PATHS[endpoint.value]  # type: ignore[index]
+        ids = "workers-ai/@cf/…" if endpoint.value == "compat" else "@cf/…"
+        rows.append(
+            ("Gateway endpoint", f"{endpoint.value} (…{path}, model ids {ids}) ({endpoint.source})")
+        )
+    if provider.is_ai_gateway:
+        configured = "; ".join(f"{name}: {value}" for name, value in options.headers().items())
+        sent = "cf-aig-metadata (request id, Claude Code session, model)"
+        rows.append(("Gateway headers", f"{sent}; {configured} (config)" if configured else sent))
+    return rows
 
 
 def status() -> None:

@@ -32,6 +32,8 @@ _ACCEPTED_DESPITE_ERROR = (
     {CAPACITY, RATE_LIMIT, DAILY_QUOTA, 3042, 5006, 8001, 5007} | PERMISSION_CODES
 ) - {3023}
 _SKIP_HINT = "; fix it and log in again, or skip this check with --no-verify"
+# AI Gateway's "Invalid provider": a model id without a `provider/` prefix on `/compat`.
+_INVALID_PROVIDER = 2008
 
 
 def verify_credentials(provider: ProviderSettings, model: ModelSpec, timeout: float = 60.0) -> str:
@@ -73,6 +75,12 @@ def gateway_verdict(reply: Reply, model_id: str, *, has_api_token: bool) -> str:
     if NO_SUCH_GATEWAY in codes:
         raise UserError(
             f"no such AI Gateway (code 2001{detail}): check the gateway name" + _SKIP_HINT
+        )
+    if _INVALID_PROVIDER in codes:
+        raise UserError(
+            f"AI Gateway found no provider in the model id {model_id!r} (code 2008{detail}): "
+            "the compat endpoint wants workers-ai/@cf/… ids, the workers-ai endpoint bare "
+            "@cf/… ones (--endpoint)" + _SKIP_HINT
         )
     if COULD_NOT_ROUTE in codes or reply.status == 404:
         raise UserError(
