@@ -63,6 +63,7 @@ def forced_vars(settings: ProxySettings, base_url: str) -> dict[str, str]:
         # must land on our models too, not on Anthropic names the proxy would have to guess.
         "ANTHROPIC_DEFAULT_OPUS_MODEL": main,
         "ANTHROPIC_DEFAULT_SONNET_MODEL": main,
+        "ANTHROPIC_DEFAULT_FABLE_MODEL": main,
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": small,
         # Side requests (session titles and the like) go to the small model.
         "ANTHROPIC_SMALL_FAST_MODEL": small,
@@ -88,6 +89,9 @@ def default_vars(settings: ProxySettings) -> dict[str, str]:
         "ANTHROPIC_CUSTOM_MODEL_OPTION": claude_model_name(settings.main_model),
         "ANTHROPIC_CUSTOM_MODEL_OPTION_NAME": settings.main_model.display_name,
         "ANTHROPIC_CUSTOM_MODEL_OPTION_DESCRIPTION": model_description(settings.main_model),
+        # The picker's entries for claude's own slots say which of our models each one is,
+        # instead of "Custom Opus model" or an Anthropic model at Anthropic's price.
+        **slot_labels(settings),
         # Stay within what the model can produce (see MAX_OUTPUT_TOKENS_CAP).
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(max_output_tokens(settings.main_model)),
         # Reasoning models can think for minutes before the first token (see API_TIMEOUT_MARGIN_S).
@@ -106,6 +110,22 @@ def default_vars(settings: ProxySettings) -> dict[str, str]:
         # cost, and a 300 s limit that a reasoning model can exceed (docs/wire.md, "Claude Code's environment").
         "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK": "1",
     }
+
+
+# claude's model slots, as its picker lists them, and the env prefix that names each.
+_SLOTS = (("Opus", "OPUS"), ("Sonnet", "SONNET"), ("Fable", "FABLE"), ("Haiku", "HAIKU"))
+
+
+def slot_labels(settings: ProxySettings) -> dict[str, str]:
+    """`ANTHROPIC_DEFAULT_<SLOT>_MODEL_NAME` / `_DESCRIPTION` for each of claude's slots."""
+    labels: dict[str, str] = {}
+    for slot, prefix in _SLOTS:
+        spec = settings.small_model if slot == "Haiku" else settings.main_model
+        labels[f"ANTHROPIC_DEFAULT_{prefix}_MODEL_NAME"] = f"{spec.alias} (as {slot})"
+        labels[f"ANTHROPIC_DEFAULT_{prefix}_MODEL_DESCRIPTION"] = (
+            f"{spec.display_name} · {model_description(spec)}"
+        )
+    return labels
 
 
 def model_description(spec: ModelSpec) -> str:

@@ -242,3 +242,15 @@ def test_a_user_model_without_a_title_is_named_by_alias_and_upstream_id() -> Non
     env = build_claude_env({}, settings, BASE_URL)
     assert env["ANTHROPIC_CUSTOM_MODEL_OPTION_NAME"] == "mine · qwen2.5:7b"
     assert env["ANTHROPIC_CUSTOM_MODEL_OPTION_DESCRIPTION"] == "32k context · via cc-proxy"
+
+
+def test_claudes_own_model_slots_say_which_of_our_models_they_are() -> None:
+    env = build_claude_env({}, settings_for("nemotron", small="gemma4"), BASE_URL)
+    for slot in ("OPUS", "SONNET", "FABLE"):
+        assert env[f"ANTHROPIC_DEFAULT_{slot}_MODEL"] == "nemotron"
+        assert env[f"ANTHROPIC_DEFAULT_{slot}_MODEL_NAME"] == f"nemotron (as {slot.title()})"
+        assert env[f"ANTHROPIC_DEFAULT_{slot}_MODEL_DESCRIPTION"].startswith(
+            "Nemotron 3 120B · Workers AI · 256k context"
+        )
+    assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL_NAME"] == "gemma4 (as Haiku)"
+    assert "$0.1 in / $0.3 out" in env["ANTHROPIC_DEFAULT_HAIKU_MODEL_DESCRIPTION"]
