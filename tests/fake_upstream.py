@@ -24,6 +24,10 @@ It prints `listening on http://127.0.0.1:PORT` and serves until interrupted. `GE
 lists what it received, `POST /_fake/enqueue` scripts the next reply ({"kind": "error", ...}),
 `POST /_fake/reset` forgets both.
 
+On AI Gateway's two chat paths it checks the model id's prefix first, as the gateway does:
+`…/compat/chat/completions` with a bare `@cf/…` id is a 400 with code 2008 ("Invalid provider"),
+`…/workers-ai/v1/chat/completions` with anything but a bare `@cf/`/`@hf/` id a 400 with code 5007.
+
 With nothing scripted it answers with "echo": text derived from the last user message; if tools
 were offered and the last user text contains `RUN_BASH: <cmd>`, a Bash tool call running <cmd>;
 after a tool result, text quoting that result.
@@ -551,6 +555,8 @@ class FakeUpstream:
     async def _answer(
         self, request: web.Request, body: Any, record: RecordedRequest
     ) -> web.StreamResponse:
+        if (refusal := wrong_model_prefix(request.path, body)) is not None:
+            return await self._send(request, refusal, record)
         if self._queue:
             return await self._send(request, self._queue.popleft(), record)
         if request.method == "GET" and request.path.endswith("/ai/models/search"):
@@ -633,6 +639,27 @@ class FakeUpstream:
             await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+
+COMPAT_PATH = "/compat/chat/completions"
+WORKERS_AI_PATH = "/workers-ai/v1/chat/completions"
+_WORKERS_AI_IDS = ("@cf/", "@hf/")
+
+
+def wrong_model_prefix(path: str, body: Any) -> Reply | None:
+    """AI Gateway's answer to a model id with the wrong prefix for its path, or None.
+
+    `/compat` reads the provider from the id's first segment, so a bare `@cf/…` id names the
+    provider "@cf" (400, code 2008); the Workers AI path knows only bare ids, so a
+    `workers-ai/@cf/…` one is no model there (400, code 5007)."""
+    model = body.get("model") if isinstance(body, dict) else None
+    if not isinstance(model, str):
+        return None
+    if path.endswith(COMPAT_PATH) and model.startswith(_WORKERS_AI_IDS):
+        return Reply.error(400, gateway_error(2008, "Invalid provider"))
+    if path.endswith(WORKERS_AI_PATH) and not model.startswith(_WORKERS_AI_IDS):
+        return Reply.error(400, cf_error(5007, f"No such model {model} or task"))
+    return None
 
 
 def _drop(request: web.Request) -> None:
