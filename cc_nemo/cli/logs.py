@@ -245,16 +245,25 @@ def _resolve_session(prefix: str, records: list[LogRecord], follow: bool) -> str
     return prefix
 
 
+def _count(text: str) -> int:
+    try:
+        count = int(text.strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise UserError(f"-n takes a number of requests, 1 or more (got '{text}')")
+    return count
+
+
 def _check(
     path: Path,
-    count: int,
+    count_text: str,
     follow: bool,
     errors: bool,
     request_id: str | None,
     session: str | None,
 ) -> Request:
-    if count < 1:
-        raise UserError(f"-n must be a number of requests, 1 or more (got {count})")
+    count = _count(count_text)
     if request_id is not None and not request_id.strip():
         raise UserError("--request needs a request id (req_…, from the log or an error message)")
     if session is not None and not session.strip():
@@ -343,12 +352,13 @@ def logs(
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep printing lines as they are logged.")
     ] = False,
+    # Text, checked by _count: click's own refusal of "-n x" would be a usage block, not a line.
     count: Annotated[
-        int,
+        str,
         typer.Option(
             "-n", "--lines", metavar="N", help="How many requests to show, the newest last."
         ),
-    ] = DEFAULT_COUNT,
+    ] = str(DEFAULT_COUNT),
     errors: Annotated[
         bool,
         typer.Option("--errors", help="Only failed requests, warnings and errors."),
