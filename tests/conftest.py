@@ -34,7 +34,9 @@ _LEAKY_ENV = (
 @pytest.fixture(autouse=True)
 def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Point platformdirs at a temp tree and select the always-failing keyring backend,
-    so no test can read or write the developer's real credentials."""
+    so no test can read or write the developer's real credentials; and the usage ledger at
+    the temp tree's data directory, whatever the platform's rules or the developer's
+    $CC_PROXY_LEDGER say."""
     home = tmp_path / "home"
     for sub in ("config", "data", "state", "cache"):
         (home / sub).mkdir(parents=True)
@@ -43,6 +45,7 @@ def isolated_user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.setenv("CC_PROXY_LEDGER", str(home / "data" / "cc-proxy" / "usage.sqlite3"))
     for name in _LEAKY_ENV:
         monkeypatch.delenv(name, raising=False)
     # The redaction registry is process-wide: a test must not pass on secrets another test saw.

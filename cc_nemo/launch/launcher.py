@@ -314,7 +314,8 @@ def run_claude(
     finally:
         sock.close()
     if not quiet:
-        print(result.ledger.summary().render(), file=sys.stderr, flush=True)
+        # From the ledger's rows for this session (the proxy's stop flushed them).
+        print(result.ledger.final_summary().render(), file=sys.stderr, flush=True)
     return result.exit_code
 
 
@@ -416,5 +417,5 @@ def serve(
     finally:
         sock.close()
     if not quiet:
-        print(ledger.summary().render(), file=err, flush=True)
+        print(ledger.final_summary().render(), file=err, flush=True)
     return 0

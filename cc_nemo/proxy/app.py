@@ -7,6 +7,7 @@ middlewares.py, the /v1/messages exchange in exchange.py (docs/architecture.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -68,6 +69,8 @@ def create_app(settings: ProxySettings, *, ledger: UsageLedger | None = None) ->
     app[HEAP_TRIMMER_KEY] = HeapTrimmer()
     app.on_cleanup.append(_stop_trimming)
     app.cleanup_ctx.append(_logging_ctx)
+    # After logging (its warnings reach the log), before upstream (closed after every request).
+    app.cleanup_ctx.append(_ledger_ctx)
     app.cleanup_ctx.append(_upstream_ctx)
     app.on_response_prepare.append(_add_request_id)
 
@@ -97,9 +100,17 @@ async def _logging_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.small_model.alias,
     )
     yield
-    log.info("proxy stopped: %s", app[LEDGER_KEY].summary().render().replace("\n", "; "))
+    log.info("proxy stopped: %s", app[LEDGER_KEY].final_summary().render().replace("\n", "; "))
     if handler is not None:
         close_logging(handler)
+
+
+async def _ledger_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The ledger's writer thread runs while the app does; stopping flushes it, off the loop."""
+    ledger = app[LEDGER_KEY]
+    ledger.open()
+    yield
+    await asyncio.to_thread(ledger.close)
 
 
 async def _stop_trimming(app: web.Application) -> None:
@@ -217,7 +228,8 @@ def _json(payload: Any, status: int = 200) -> web.Response:
 
 @dataclass
 class RunningProxy:
-    """A started proxy; `stop()` closes the listener, in-flight requests and the upstream session."""
+    """A started proxy; `stop()` closes the listener, in-flight requests, the upstream session
+    and the ledger (every record written)."""
 
     url: str
     port: int

@@ -27,3 +27,5 @@ REQUEST_ID: Any = _RequestKey("cc_nemo.request_id", str) if _RequestKey else "cc
 EXCHANGE: Any = _RequestKey("cc_nemo.exchange", Exchange) if _RequestKey else "cc_nemo.exchange"
 # The response whose status line went out, if any: after that an error can't be a new response.
 SENT: Any = _RequestKey("cc_nemo.sent", web.StreamResponse) if _RequestKey else "cc_nemo.sent"
+# Set once the request passed the Host guard and the token check: only those reach the ledger.
+ADMITTED: Any = _RequestKey("cc_nemo.admitted", bool) if _RequestKey else "cc_nemo.admitted"

@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
 
+from cc_nemo.ledger.schema import RequestRecord
 from cc_nemo.proxy.ids import new_request_id
 from cc_nemo.proxy.keys import (
+    ADMITTED,
     EXCHANGE,
     HEAP_TRIMMER_KEY,
     LEDGER_KEY,
@@ -27,7 +30,6 @@ from cc_nemo.proxy.loopback import host_header_is_loopback
 from cc_nemo.proxy.memory import TRIM_AFTER_BODY_BYTES
 from cc_nemo.proxy.record import Exchange
 from cc_nemo.proxy.replies import error_response
-from cc_nemo.proxy.usage import RequestRecord
 from cc_nemo.translate.errors import AnthropicError, ErrorReply, as_stream_error, invalid_request
 from cc_nemo.translate.sse import encode_event
 
@@ -36,6 +38,11 @@ log = logging.getLogger("cc_nemo.proxy.app")
 # Status recorded when the client went away before the answer was complete (nginx's 499).
 CLIENT_CLOSED = 499
 INTERNAL_ERROR = "internal proxy error (details in the cc-proxy log)"
+# Claude Code names its session in this header (a UUID); the ledger and the log line keep it.
+CLAUDE_SESSION_HEADER = "x-claude-code-session-id"
+CLAUDE_SESSION_MAX_CHARS = 128
+# Anything else would break the log line's key=value fields or pass for another value.
+_NOT_SESSION_ID_CHAR = re.compile(r"[^A-Za-z0-9._:-]")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,9 +54,11 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
     request[REQUEST_ID] = request_id
     request[SENT] = None
     started = time.monotonic()
+    arrived = time.time()
     exchange: Exchange | None = None
     if request.method == "POST" and request.path == MESSAGES_PATH:
         exchange = Exchange(request_id=request_id, started=started)
+        exchange.claude_session_id = claude_session_id(request.headers.get(CLAUDE_SESSION_HEADER))
         request[EXCHANGE] = exchange
     status = 500
     try:
@@ -75,7 +84,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     finally:
         del request[SENT]
-        _finish(request, exchange, status, started)
+        _finish(request, exchange, status, started, arrived)
         if request.content.total_bytes >= TRIM_AFTER_BODY_BYTES:
             request.app[HEAP_TRIMMER_KEY].soon()
 
@@ -147,7 +156,18 @@ def _http_exception_error(request: web.Request, exc: web.HTTPException) -> Anthr
     return AnthropicError(exc.status, kind, exc.reason or "request failed")
 
 
-def _finish(request: web.Request, exchange: Exchange | None, status: int, started: float) -> None:
+def claude_session_id(header: str | None) -> str | None:
+    """The `x-claude-code-session-id` header as the ledger and the log keep it: clipped, and
+    only characters a session id has (Claude Code's is a UUID)."""
+    if not header:
+        return None
+    clipped = header[:CLAUDE_SESSION_MAX_CHARS]
+    return _NOT_SESSION_ID_CHAR.sub("_", clipped)
+
+
+def _finish(
+    request: web.Request, exchange: Exchange | None, status: int, started: float, arrived: float
+) -> None:
     duration_ms = (time.monotonic() - started) * 1000
     request_id = request[REQUEST_ID]
     if exchange is None:
@@ -168,28 +188,38 @@ def _finish(request: web.Request, exchange: Exchange | None, status: int, starte
     if status == CLIENT_CLOSED and error_type is None:
         error_type = "client_closed"
     cost = exchange.spec.cost_usd(input_tokens, output_tokens, cached) if exchange.spec else 0.0
+    ledger = request.app[LEDGER_KEY]
     record = RequestRecord(
+        ts=arrived,
+        proxy_session=ledger.session_id,
+        claude_session=exchange.claude_session_id,
         request_id=request_id,
         model=exchange.requested_model,
         upstream_model=exchange.upstream_model,
-        status=status,
         stream=exchange.stream,
+        status=status,
+        error_type=error_type,
+        attempts=exchange.upstream_attempts,
         input_tokens=input_tokens,
-        output_tokens=output_tokens,
         cache_read_tokens=cached,
+        output_tokens=output_tokens,
+        reasoning_tokens=usage.reasoning_tokens if usage else 0,
         cost_usd=cost,
         ttft_ms=exchange.ttft_ms,
         duration_ms=duration_ms,
-        error_type=error_type,
+        gateway_log_id=exchange.gateway_log_id,
         fallback_from=exchange.fallback_from,
         answered_by=exchange.spec.alias if exchange.fallback_from and exchange.spec else None,
     )
-    request.app[LEDGER_KEY].record(record)
+    # A request the Host guard or the token check turned away is not usage: logged only.
+    if request.get(ADMITTED):
+        ledger.record(record)
     log.info(
-        "%s POST %s model=%s upstream=%s status=%d stream=%s in=%d out=%d cached=%d "
-        "ttft_ms=%s duration_ms=%.0f attempts=%d error=%s%s",
+        "%s POST %s session=%s model=%s upstream=%s status=%d stream=%s in=%d out=%d "
+        "cached=%d ttft_ms=%s duration_ms=%.0f attempts=%d error=%s%s",
         request_id,
         MESSAGES_PATH,
+        record.claude_session or "-",
         record.model or "-",
         record.upstream_model or "-",
         status,
@@ -199,7 +229,7 @@ def _finish(request: web.Request, exchange: Exchange | None, status: int, starte
         cached,
         f"{record.ttft_ms:.0f}" if record.ttft_ms is not None else "-",
         duration_ms,
-        exchange.upstream_attempts,
+        record.attempts,
         error_type or "-",
         f" notes={'; '.join(exchange.notes)}" if exchange.notes else "",
     )
@@ -257,4 +287,5 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                     "'Authorization: Bearer <token>' or 'x-api-key')",
                 )
             )
+    request[ADMITTED] = True
     return await handler(request)

@@ -1,104 +1,92 @@
-"""Per-request usage records and the session summary printed when claude exits."""
+"""This proxy session's usage: every record goes to the SQLite ledger (through its writer
+thread) and into running totals in memory; the exit summary comes from the ledger, or from
+those totals when the ledger could not be written (docs/architecture.md, "The usage ledger")."""
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+import sqlite3
+import uuid
+from collections import deque
+from pathlib import Path
 
+from cc_nemo.ledger.schema import RequestRecord, connect, ledger_path
+from cc_nemo.ledger.summary import SessionSummary, SessionTally, stored_summary
+from cc_nemo.ledger.writer import CLOSE_TIMEOUT_S, LedgerWriter
 
-@dataclass(frozen=True)
-class RequestRecord:
-    """One `/v1/messages` request as the ledger remembers it."""
+__all__ = ["RECENT_RECORDS", "RequestRecord", "SessionSummary", "UsageLedger"]
 
-    request_id: str
-    model: str
-    upstream_model: str
-    status: int
-    stream: bool
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cost_usd: float
-    ttft_ms: float | None
-    duration_ms: float
-    error_type: str | None
-    # When a fallback answered: the alias asked for, and the alias that answered.
-    fallback_from: str | None = None
-    answered_by: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        """An HTTP error, or a stream that ended in an `error` event."""
-        return self.status >= 400 or self.error_type is not None
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    """Totals over a session, for the one-glance summary after claude exits."""
-
-    requests: int
-    errors: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cost_usd: float
-    # (answering alias, alias asked for) → how many requests a fallback answered.
-    fallbacks: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def render(self) -> str:
-        """A short human summary (2 lines, one more per fallback pairing)."""
-        if self.requests == 0:
-            return "cc-proxy: no model requests were made."
-        failed = f", {self.errors} failed" if self.errors else ""
-        cached = f" (+{self.cache_read_tokens:,} cached)" if self.cache_read_tokens else ""
-        lines = [
-            f"cc-proxy: {self.requests} request{'s' if self.requests != 1 else ''}{failed}; "
-            f"{self.input_tokens:,} input tokens{cached}, {self.output_tokens:,} output tokens",
-            f"cc-proxy: estimated cost {_format_usd(self.cost_usd)} at catalog prices",
-        ]
-        for (answered_by, asked_for), count in sorted(self.fallbacks.items()):
-            lines.append(
-                f"cc-proxy: {count} request{'s' if count != 1 else ''} answered by "
-                f"{answered_by}: {asked_for} out of capacity"
-            )
-        return "\n".join(lines)
-
-
-def _format_usd(amount: float) -> str:
-    if amount == 0:
-        return "$0.00"
-    if amount < 0.01:
-        return f"${amount:.4f}"
-    return f"${amount:,.2f}"
+# How many of the session's latest records stay in memory (for tests and debugging); the
+# totals cover all of them, so a proxy serving for weeks does not grow without bound.
+RECENT_RECORDS = 10_000
 
 
 class UsageLedger:
-    """Collects the records of one proxy session (single event loop: no locking needed)."""
+    """One proxy session's usage. Built on the event loop, `record` is all a request does:
+    a deque append, a few additions and a queue put."""
 
-    def __init__(self) -> None:
-        self._records: list[RequestRecord] = []
+    def __init__(self, path: Path | None = None, *, keep_recent: int = RECENT_RECORDS) -> None:
+        # Stored on every row: this session's rows are the exit summary.
+        self.session_id = uuid.uuid4().hex
+        self._path = path
+        self._recent: deque[RequestRecord] = deque(maxlen=keep_recent)
+        self._tally = SessionTally()
+        self._writer: LedgerWriter | None = None
+        self._stored: SessionSummary | None = None
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file this session writes ($CC_PROXY_LEDGER, else the data directory)."""
+        if self._path is None:
+            self._path = ledger_path()
+        return self._path
+
+    def open(self) -> None:
+        """Start writing to the ledger (the thread opens the file: nothing here blocks)."""
+        if self._writer is None:
+            self._writer = LedgerWriter(self.path)
+            self._writer.start()
 
     def record(self, record: RequestRecord) -> None:
-        self._records.append(record)
+        self._recent.append(record)
+        self._tally.add(record)
+        if self._writer is not None:
+            self._writer.submit(record)
 
     @property
     def records(self) -> tuple[RequestRecord, ...]:
-        return tuple(self._records)
+        """The session's latest records (all of them up to RECENT_RECORDS)."""
+        return tuple(self._recent)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the ledger could not be written, if it could not."""
+        return self._writer.failure if self._writer is not None else None
 
     def summary(self) -> SessionSummary:
-        records = self._records
-        return SessionSummary(
-            requests=len(records),
-            errors=sum(1 for r in records if r.failed),
-            input_tokens=sum(r.input_tokens for r in records),
-            output_tokens=sum(r.output_tokens for r in records),
-            cache_read_tokens=sum(r.cache_read_tokens for r in records),
-            cost_usd=sum(r.cost_usd for r in records),
-            fallbacks=dict(
-                Counter(
-                    (r.answered_by, r.fallback_from)
-                    for r in records
-                    if r.answered_by and r.fallback_from
-                )
-            ),
-        )
+        """The session so far, from the totals in memory (cheap: for the running proxy)."""
+        return self._tally.summary()
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_S) -> None:
+        """Flush the writer and read the session's summary back from the ledger. Blocks on
+        SQLite: call it off the event loop."""
+        writer = self._writer
+        if writer is None or not writer.close(timeout):
+            return
+        try:
+            connection = connect(self.path, create=False)
+            if connection is None:
+                return
+            try:
+                self._stored = stored_summary(connection, self.session_id)
+            finally:
+                connection.close()
+        except sqlite3.Error:
+            return  # written a moment ago; unreadable now: the totals in memory still hold
+
+    def final_summary(self) -> SessionSummary:
+        """The exit summary: from the ledger's rows for this session once `close` has
+        flushed them all, else (ledger unusable) from the totals in memory."""
+        stored = self._stored
+        if stored is not None and stored.requests == self._tally.requests:
+            return stored
+        return self._tally.summary()

@@ -22,8 +22,9 @@ from tests.fixtures import CLOUDFLARE_TOKEN, GATEWAY_TOKEN, SESSION_TOKEN, MakeP
 
 SECRETS = (SESSION_TOKEN, GATEWAY_TOKEN, CLOUDFLARE_TOKEN)
 LINE = re.compile(
-    r"(req_\w{24}) POST /v1/messages model=(\S+) upstream=(\S+) status=(\d+) stream=(yes|no) "
-    r"in=(\d+) out=(\d+) cached=(\d+) ttft_ms=(\d+|-) duration_ms=(\d+) attempts=(\d+) error=(\S+)"
+    r"(req_\w{24}) POST /v1/messages session=\S+ model=(\S+) upstream=(\S+) status=(\d+) "
+    r"stream=(yes|no) in=(\d+) out=(\d+) cached=(\d+) ttft_ms=(\d+|-) duration_ms=(\d+) "
+    r"attempts=(\d+) error=(\S+)"
 )
 
 

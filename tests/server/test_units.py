@@ -1,4 +1,4 @@
-"""Pure helpers of the server side: ids, retry arithmetic, model routing, usage summary."""
+"""Pure helpers of the server side: ids, retry arithmetic, model routing (the usage summary: tests/ledger)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from cc_nemo.proxy.loopback import host_header_is_loopback as is_loopback_host
 from cc_nemo.proxy.middlewares import token_matches
 from cc_nemo.proxy.routing import model_for_request
 from cc_nemo.proxy.upstream import MAX_HONOURED_RETRY_AFTER, parse_retry_after, retry_delay
-from cc_nemo.proxy.usage import RequestRecord, SessionSummary, UsageLedger
 from cc_nemo.settings.catalog import Catalog, ad_hoc_spec
 from tests.fixtures import proxy_settings
 
@@ -136,77 +135,3 @@ def test_is_loopback_host(host: str | None, loopback: bool) -> None:
 )
 def test_token_comparison(presented: str, matches: bool) -> None:
     assert token_matches(presented, "tok-123") is matches
-
-
-def record(**overrides: object) -> RequestRecord:
-    base = dict(
-        request_id="req_1",
-        model="claude-x",
-        upstream_model="m",
-        status=200,
-        stream=True,
-        input_tokens=1000,
-        output_tokens=200,
-        cache_read_tokens=0,
-        cost_usd=0.001,
-        ttft_ms=100.0,
-        duration_ms=500.0,
-        error_type=None,
-    )
-    base.update(overrides)
-    return RequestRecord(**base)  # type: ignore[arg-type]
-
-
-def test_summary_counts_fallbacks_per_pairing() -> None:
-    ledger = UsageLedger()
-    for n in range(3):
-        ledger.record(
-            record(
-                request_id=f"r{n}", model="nemotron", fallback_from="nemotron", answered_by="kimi"
-            )
-        )
-    ledger.record(record(request_id="r9", model="nemotron"))
-    summary: SessionSummary = ledger.summary()
-    assert summary.fallbacks == {("kimi", "nemotron"): 3}
-    assert summary.render().splitlines()[-1] == (
-        "cc-proxy: 3 requests answered by kimi: nemotron out of capacity"
-    )
-
-
-def test_ledger_totals_requests_errors_tokens_and_cost() -> None:
-    ledger = UsageLedger()
-    ledger.record(record())
-    ledger.record(record(input_tokens=500, cache_read_tokens=4000, cost_usd=0.002))
-    ledger.record(record(status=529, input_tokens=0, output_tokens=0, cost_usd=0.0,
-                         error_type="overloaded_error"))  # fmt: skip
-    ledger.record(record(status=200, error_type="api_error", output_tokens=3))
-    summary = ledger.summary()
-    assert summary == SessionSummary(
-        requests=4,
-        errors=2,
-        input_tokens=2500,
-        output_tokens=403,
-        cache_read_tokens=4000,
-        cost_usd=pytest.approx(0.004),
-    )
-    assert len(ledger.records) == 4
-
-
-@pytest.mark.parametrize(
-    ("summary", "expected"),
-    [
-        (SessionSummary(0, 0, 0, 0, 0, 0.0), "cc-proxy: no model requests were made."),
-        (
-            SessionSummary(1, 0, 1234, 56, 0, 0.0042),
-            "cc-proxy: 1 request; 1,234 input tokens, 56 output tokens\n"
-            "cc-proxy: estimated cost $0.0042 at catalog prices",
-        ),
-        (
-            SessionSummary(12, 2, 182_340, 3_211, 120_000, 1.5),
-            "cc-proxy: 12 requests, 2 failed; 182,340 input tokens (+120,000 cached), "
-            "3,211 output tokens\ncc-proxy: estimated cost $1.50 at catalog prices",
-        ),
-    ],
-)
-def test_summary_render(summary: SessionSummary, expected: str) -> None:
-    assert summary.render() == expected
