@@ -4,6 +4,7 @@ logging to the path the command reads; rotation is the proxy's own handler with 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -272,6 +273,28 @@ async def test_session_takes_a_unique_prefix(real_log: RealLog) -> None:
     assert unknown.stderr == "cc-proxy: error: no request of session 'ffff' in the log\n"
 
 
+async def test_n_counts_requests_by_when_they_ended(make_proxy: MakeProxy) -> None:
+    """Concurrent requests interleave: the last request is the last to end, with its
+    earlier lines, however early they were logged."""
+    proxy = await make_proxy(log_file=proxy_log_path(), max_retries=1, retry_base_delay=0.5)
+    proxy.fake.enqueue(
+        Reply.error(429, CAPACITY_ERROR), Reply.json(completion("b")), Reply.json(completion("a"))
+    )
+    async with proxy.client() as client:
+        slow = asyncio.create_task(
+            client.messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
+        )
+        # The slow one has had its 429 and waits 0.5 s to retry; the quick one ends meanwhile.
+        await proxy.fake.wait_for(lambda fake: len(fake.requests) == 1)
+        await client.messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
+        await slow
+    flush_log()
+    [*_, last_to_end] = re.findall(r"(req_\w+) POST /v1/messages", proxy_log_path().read_text())
+    out = run_cli("logs", "-n", "1").stdout
+    mine = lines_with(out, last_to_end)
+    assert len(mine) == 2 and "WARN  upstream answered 429" in mine[0], out
+
+
 # ---- rotation -----------------------------------------------------------------------------------
 
 
@@ -433,6 +456,33 @@ async def test_follow_applies_the_filters_and_waits_for_a_log(
     assert stderr == f"no proxy log yet at {proxy_log_path()}; waiting for it (Ctrl-C to stop)\n"
 
 
+async def test_follow_a_session_shows_its_warnings_before_the_line_that_names_it(
+    make_proxy: MakeProxy, follow: type[Follower]
+) -> None:
+    proxy = await make_proxy(log_file=proxy_log_path(), max_retries=1)
+    [unrelated] = await make_requests(proxy, 1)
+    flush_log()
+    follower = follow("--session", SESSION_A[:8])
+    await eventually(lambda: follower.errors, 10, what="the note that the session is not seen yet")
+    proxy.fake.enqueue(Reply.json(completion("b")))
+    proxy.fake.enqueue(Reply.error(429, CAPACITY_ERROR), Reply.json(completion("a")))
+    async with (
+        proxy.client(default_headers={SESSION_HEADER: SESSION_B}) as other,
+        proxy.client(default_headers={SESSION_HEADER: SESSION_A}) as client,
+    ):
+        of_b = await other.messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
+        of_a = await client.messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
+    flush_log()
+    out = await follower.shows(" 200 ")
+    assert set(re.findall(r"req_\w+", out)) == {of_a._request_id}
+    [warning, line] = out.splitlines()
+    assert "WARN  upstream answered 429" in warning and "2 attempts" in line
+    assert unrelated not in out and of_b._request_id not in out
+    code, stderr = follower.interrupt()
+    assert code == 0
+    assert stderr == (f"no request of session '{SESSION_A[:8]}' in the log yet; waiting for one\n")
+
+
 # ---- no log, bad options, malformed lines --------------------------------------------------------
 
 
@@ -496,11 +546,16 @@ def test_malformed_lines_never_crash(args: tuple[str, ...]) -> None:
 def test_request_fields_are_parsed_generally() -> None:
     fields = parse_request_fields(
         "model=m upstream=u status=200 stream=no in=1 out=2 cached=0 ttft_ms=- duration_ms=9 "
-        "attempts=2 error=- reasoning=7 notes=tool_choice=required rejected; retried with auto "
-        "session=abc"
+        "attempts=2 error=- reasoning=7 notes=tool_choice=required rejected; retried with auto; "
+        "retried unseen after: upstream said retry_after=5 status=done session=abc"
     )
     assert fields["reasoning"] == "7"  # a key added later is carried
-    assert fields["notes"] == "tool_choice=required rejected; retried with auto"
+    # Inside a note, only a key the line has not had yet starts a new pair.
+    assert fields["notes"] == (
+        "tool_choice=required rejected; retried with auto; "
+        "retried unseen after: upstream said retry_after=5 status=done"
+    )
+    assert fields["status"] == "200"
     assert fields["session"] == "abc"
 
 
