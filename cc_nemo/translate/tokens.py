@@ -31,10 +31,14 @@ high: a 40 KB 500-line `cat -n` file comes out near 12,000. Counting works on by
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
+
+from cc_nemo.translate import memo
+from cc_nemo.translate.memo import BoundedMemo
 
 LETTER_AND_SPACE_TOKENS = 0.22
 DIGIT_TOKENS = 0.9
@@ -55,6 +59,24 @@ _UTF8_LEADING = bytes(range(192, 256))
 # becomes a 30 MB bytes copy plus its translations at once: peak memory of one slice.
 _SLICE = 1 << 20
 
+# Claude Code sends the same system prompt, tools and history every turn. Each text's counts
+# are remembered under the text itself (hashing and comparing it is ~4x cheaper than counting
+# it), each tool's under its JSON. Short texts cost less to count than to look up.
+TEXT_MEMO_MIN_CHARS = 512
+TEXT_MEMO_MAX_ENTRIES = 8192
+# What the remembered texts may keep alive (sys.getsizeof): a 2 MB history and then some.
+TEXT_MEMO_MAX_BYTES = 8 * 1024 * 1024
+TOOL_MEMO_MAX_ENTRIES = 512
+TOOL_MEMO_MAX_BYTES = 4 * 1024 * 1024
+_Counts = tuple[int, int, int, int]
+_TEXT_COUNTS: BoundedMemo[str, _Counts] = BoundedMemo(
+    "text token counts", max_entries=TEXT_MEMO_MAX_ENTRIES, max_weight=TEXT_MEMO_MAX_BYTES
+)
+# A tool's name, description and schema: their counts and how many pieces they were.
+_TOOL_COUNTS: BoundedMemo[bytes, tuple[_Counts, int]] = BoundedMemo(
+    "tool token counts", max_entries=TOOL_MEMO_MAX_ENTRIES, max_weight=TOOL_MEMO_MAX_BYTES
+)
+
 
 class _Tally:
     """Counts character classes as texts arrive, as if they were joined with newlines.
@@ -70,12 +92,45 @@ class _Tally:
         self.pieces = 0
         self.extra_tokens = 0
 
-    def add(self, text: object) -> None:
+    def add(self, text: object, *, remember: bool = True) -> None:
+        """A text; `remember`: look its counts up in (or add them to) the text memo."""
         if isinstance(text, str) and text:
             self.pieces += 1
-            for start in range(0, len(text), _SLICE):
-                piece = text[start : start + _SLICE]  # the string itself when it is short
-                _add_bytes(self.counts, piece.encode("utf-8", "surrogatepass"))
+            if len(text) < TEXT_MEMO_MIN_CHARS:
+                _add_bytes(self.counts, text.encode("utf-8", "surrogatepass"))
+            elif remember:
+                counts = _TEXT_COUNTS.get(text, sys.getsizeof(text), lambda: _text_counts(text))
+                self._add_counts(counts, 0)
+            else:
+                self._add_counts(_text_counts(text), 0)
+
+    def _add_counts(self, counts: _Counts, pieces: int) -> None:
+        mine = self.counts
+        mine[0] += counts[0]
+        mine[1] += counts[1]
+        mine[2] += counts[2]
+        mine[3] += counts[3]
+        self.pieces += pieces
+
+    def add_tool(self, tool: Mapping) -> None:
+        """A tool's name, description and input schema."""
+        if not memo.active():
+            self._add_tool_parts(tool)
+            return
+        try:
+            key = orjson.dumps(tool)
+        except TypeError:  # not JSON (only Python callers can pass that): nothing to key on
+            self._add_tool_parts(tool)
+            return
+        counts, pieces = _TOOL_COUNTS.get(key, len(key), lambda: _tool_counts(tool))
+        self._add_counts(counts, pieces)
+
+    def _add_tool_parts(self, tool: Mapping, *, remember: bool = True) -> None:
+        self.add(tool.get("name"), remember=remember)
+        self.add(tool.get("description"), remember=remember)
+        schema = tool.get("input_schema")
+        if schema is not None:
+            self.add_json(schema)
 
     def add_json(self, value: object) -> None:
         """A value as its compact JSON (tool schemas, tool inputs), counted from the bytes."""
@@ -96,6 +151,23 @@ class _Tally:
         counts = list(self.counts)
         counts[0] += self.pieces - 1  # the joining newlines
         return _tokens_from_counts(counts) + self.extra_tokens
+
+
+def _text_counts(text: str) -> _Counts:
+    counts = [0, 0, 0, 0]
+    for start in range(0, len(text), _SLICE):
+        piece = text[start : start + _SLICE]  # the string itself when it is short
+        _add_bytes(counts, piece.encode("utf-8", "surrogatepass"))
+    return counts[0], counts[1], counts[2], counts[3]
+
+
+def _tool_counts(tool: Mapping) -> tuple[_Counts, int]:
+    """A tool's counts, a function of its JSON: its name and description are strings in it,
+    and its schema is counted from its own JSON, which the tool's contains."""
+    tally = _Tally()
+    tally._add_tool_parts(tool, remember=False)  # the tool memo keeps these counts
+    counts = tally.counts
+    return (counts[0], counts[1], counts[2], counts[3]), tally.pieces
 
 
 def _add_bytes(counts: list[int], data: bytes) -> None:
@@ -150,11 +222,7 @@ def estimate_tokens(request: Mapping) -> int:
             if not isinstance(tool, Mapping):
                 continue
             tally.extra_tokens += TOOL_OVERHEAD_TOKENS
-            tally.add(tool.get("name"))
-            tally.add(tool.get("description"))
-            schema = tool.get("input_schema")
-            if schema is not None:
-                tally.add_json(schema)
+            tally.add_tool(tool)
     return max(tally.tokens(), 1)
 
 

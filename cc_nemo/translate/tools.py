@@ -6,9 +6,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from cc_nemo.settings.catalog import BUILTIN_MODELS, ModelQuirks, ModelSpec
+from cc_nemo.translate import memo
+from cc_nemo.translate.memo import BoundedMemo
 from cc_nemo.translate.names import upstream_tool_name
 from cc_nemo.translate.schema import sanitize_tool_schema
+
+# A tool's cleaned function, keyed by the tool's JSON: Claude Code sends the same ~21 tools
+# (~60 KB) every turn, and cleaning their schemas was a third of translating a request.
+# Bounded by the keys' bytes (the values are about as large): a few sessions' worth of tools.
+TOOL_MEMO_MAX_ENTRIES = 512
+TOOL_MEMO_MAX_BYTES = 4 * 1024 * 1024
+_FUNCTIONS: BoundedMemo[bytes, dict[str, Any]] = BoundedMemo(
+    "tool functions", max_entries=TOOL_MEMO_MAX_ENTRIES, max_weight=TOOL_MEMO_MAX_BYTES
+)
 
 
 @dataclass(frozen=True)
@@ -86,13 +99,30 @@ def _functions(tools: object, names: dict[str, str]) -> list[dict]:
         if upstream in seen:
             continue
         seen.add(upstream)
-        function: dict[str, Any] = {"name": upstream}
-        description = tool.get("description")
-        if isinstance(description, str) and description.strip():
-            function["description"] = description
-        function["parameters"] = sanitize_tool_schema(tool.get("input_schema"))
-        functions.append({"type": "function", "function": function})
+        functions.append({"type": "function", "function": _function(tool)})
     return functions
+
+
+def _function(tool: Mapping) -> dict[str, Any]:
+    """The OpenAI function for a custom tool with a valid name (remembered by its JSON)."""
+    if not memo.active():
+        return _build_function(tool)
+    try:
+        key = orjson.dumps(tool)
+    except TypeError:  # not JSON (only Python callers can pass that): nothing to key on
+        return _build_function(tool)
+    # Computed from the JSON the key denotes, so the result is a function of the key alone:
+    # for parsed JSON that is the tool itself; a Python caller's tuple reads as a list.
+    return _FUNCTIONS.get(key, len(key), lambda: _build_function(orjson.loads(key)))
+
+
+def _build_function(tool: Mapping) -> dict[str, Any]:
+    function: dict[str, Any] = {"name": upstream_tool_name(tool["name"])}
+    description = tool.get("description")
+    if isinstance(description, str) and description.strip():
+        function["description"] = description
+    function["parameters"] = sanitize_tool_schema(tool.get("input_schema"))
+    return function
 
 
 def _tool_choice(choice: object, quirks: ModelQuirks, offered: set[str]) -> object | None:

@@ -1,0 +1,100 @@
+"""Bounded memos of pure translation functions (docs/architecture.md, "Caches").
+
+Claude Code sends the same system prompt, tool definitions and history with every turn of a
+session; translating them again costs most of a request's CPU. A memo remembers a pure
+function's result for an input it has seen, keyed by the input's content (its own text, or
+its canonical JSON bytes), never by identity: a changed input is a different key, so nothing
+is ever served stale, and the result is what the function would return anyway. Each memo is
+an LRU bounded both in entries and in the size of what it keeps alive, so a long session
+with hostile inputs cannot grow it.
+
+Values are shared between requests: nothing may mutate what a memo returns (the translated
+upstream body is read-only after translate_request).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+_MEMOS: list[BoundedMemo] = []
+_bypass_depth = 0
+
+
+class BoundedMemo(Generic[K, V]):
+    """An LRU of at most `max_entries` entries whose weights (a key's size, say) sum to at most
+    `max_weight`; an entry heavier than the whole budget is computed but never kept."""
+
+    __slots__ = ("_entries", "_weight", "hits", "max_entries", "max_weight", "misses", "name")
+
+    def __init__(self, name: str, *, max_entries: int, max_weight: int) -> None:
+        self.name = name
+        self.max_entries = max_entries
+        self.max_weight = max_weight
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._weight = 0
+        self.hits = 0
+        self.misses = 0
+        _MEMOS.append(self)
+
+    def get(self, key: K, weight: int, compute: Callable[[], V]) -> V:
+        """The remembered value for `key`, or `compute()` remembered under it."""
+        if _bypass_depth:
+            return compute()
+        entries = self._entries
+        found = entries.get(key)
+        if found is not None:
+            entries.move_to_end(key)
+            self.hits += 1
+            return found[0]
+        self.misses += 1
+        value = compute()
+        if weight <= self.max_weight:
+            entries[key] = (value, weight)
+            self._weight += weight
+            while len(entries) > self.max_entries or self._weight > self.max_weight:
+                _, (_, dropped) = entries.popitem(last=False)
+                self._weight -= dropped
+        return value
+
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._weight = 0
+        self.hits = self.misses = 0
+
+
+def active() -> bool:
+    """False inside `bypassed()`."""
+    return not _bypass_depth
+
+
+def all_memos() -> tuple[BoundedMemo, ...]:
+    return tuple(_MEMOS)
+
+
+def clear_all() -> None:
+    for memo in _MEMOS:
+        memo.clear()
+
+
+@contextlib.contextmanager
+def bypassed() -> Iterator[None]:
+    """Every memo computes afresh and remembers nothing (tests compare with and without)."""
+    global _bypass_depth
+    _bypass_depth += 1
+    try:
+        yield
+    finally:
+        _bypass_depth -= 1

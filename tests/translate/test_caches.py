@@ -1,0 +1,294 @@
+"""The translation memos (cc_nemo/translate/memo.py): the same output as without them, a
+changed input translated afresh (same length included), and the bounds kept."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cc_nemo.translate import memo, tokens, tools
+from cc_nemo.translate.memo import BoundedMemo
+from cc_nemo.translate.request import translate_request
+from cc_nemo.translate.tokens import estimate_tokens
+from tests.translate.support import builtin
+
+FIXTURE = Path(__file__).parent / "fixtures" / "claude_code_2_1_330_read_turn.json"
+SPEC = builtin("nemotron")
+
+
+@pytest.fixture(autouse=True)
+def empty_memos() -> Iterator[None]:
+    memo.clear_all()
+    yield
+    memo.clear_all()
+
+
+def claude_code_request() -> dict[str, Any]:
+    """The captured Claude Code request: system prompt, 21 tools, a short Read loop."""
+    return orjson.loads(FIXTURE.read_bytes())
+
+
+def long_text(turn: int) -> str:
+    return "\n".join(f"{n}\tvalue_{n} = compute({n}, turn={turn})  # naïve" for n in range(200))
+
+
+def with_history(request: dict[str, Any], turns: int) -> dict[str, Any]:
+    for turn in range(turns):
+        call_id = f"toolu_{turn:04d}"
+        request["messages"].append(
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "text", "text": f"Reading part {turn}."},
+                    {"type": "tool_use", "id": call_id, "name": "Read", "input": {"n": turn}},
+                ],
+            }
+        )
+        request["messages"].append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": call_id, "content": long_text(turn)}
+                ],
+            }
+        )
+    return request
+
+
+def translated(request: dict[str, Any]) -> tuple[dict[str, Any], Any, int]:
+    """Everything translation makes of a request, comparable with == (1 == 1.0 == True for
+    Python, so the memo-sensitive tests below also compare the JSON)."""
+    result = translate_request(copy.deepcopy(request), SPEC, upstream_model="m")
+    return result.body, result.context, estimate_tokens(request)
+
+
+def as_json(translation: tuple[dict[str, Any], Any, int]) -> bytes:
+    return orjson.dumps(translation[0])
+
+
+def fresh(request: dict[str, Any]) -> tuple[dict[str, Any], Any, int]:
+    with memo.bypassed():
+        return translated(request)
+
+
+def test_the_real_request_translates_the_same_with_and_without_memos() -> None:
+    request = with_history(claude_code_request(), 6)
+    expected = fresh(request)
+    assert translated(request) == expected  # cold: computed and remembered
+    hits = sum(m.hits for m in memo.all_memos())
+    assert translated(request) == expected  # warm: served from the memos
+    assert sum(m.hits for m in memo.all_memos()) > hits
+    assert translated(orjson.loads(orjson.dumps(request))) == expected  # a new parse of it
+
+
+def test_bypassed_memos_remember_nothing() -> None:
+    with memo.bypassed():
+        translated(claude_code_request())
+    assert all(len(m) == 0 for m in memo.all_memos())
+
+
+def _tool(request: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(tool for tool in request["tools"] if tool["name"] == name)
+
+
+def _change_schema_property(request: dict[str, Any]) -> None:
+    schema = _tool(request, "Read")["input_schema"]
+    schema["properties"]["limit"]["description"] += " Now different."
+
+
+def _same_length_schema_property(request: dict[str, Any]) -> None:
+    prop = _tool(request, "Read")["input_schema"]["properties"]["file_path"]
+    text = prop["description"]
+    prop["description"] = "X" + text[1:]
+
+
+def _same_length_schema_key(request: dict[str, Any]) -> None:
+    schema = _tool(request, "Read")["input_schema"]
+    schema["properties"]["limiT"] = schema["properties"].pop("limit")
+
+
+def _schema_keyword_added(request: dict[str, Any]) -> None:
+    schema = _tool(request, "Read")["input_schema"]
+    schema["properties"]["limit"]["exclusiveMinimum"] = 1
+
+
+def _history_block_text(request: dict[str, Any]) -> None:
+    block = request["messages"][-1]["content"][0]
+    block["content"] = block["content"].replace("compute", "COMPUTE")  # same length
+
+
+def _history_block_digit(request: dict[str, Any]) -> None:
+    # A letter for a digit: the same length, other token counts.
+    block = request["messages"][-3]["content"][0]
+    block["content"] = block["content"].replace("value_1", "value_x", 1)
+
+
+def _system_prompt(request: dict[str, Any]) -> None:
+    system = request["system"]
+    block = max(system, key=lambda b: len(b["text"]))
+    block["text"] = block["text"][:-5] + "12345"  # same length
+
+
+def _tool_description_same_length(request: dict[str, Any]) -> None:
+    tool = _tool(request, "Bash")
+    tool["description"] = tool["description"].replace("a", "4", 3)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _change_schema_property,
+        _same_length_schema_property,
+        _same_length_schema_key,
+        _schema_keyword_added,
+        _history_block_text,
+        _history_block_digit,
+        _system_prompt,
+        _tool_description_same_length,
+    ],
+)
+def test_a_changed_input_is_translated_afresh(change: Callable[[dict[str, Any]], None]) -> None:
+    request = with_history(claude_code_request(), 4)
+    before = translated(request)  # remembered
+    changed = copy.deepcopy(request)
+    change(changed)
+    assert changed != request
+    after = translated(changed)
+    assert after == fresh(changed)
+    assert as_json(after) == as_json(fresh(changed))
+    assert after != before
+    # And the original is still what it was.
+    assert translated(request) == before
+
+
+@pytest.mark.parametrize("values", [(1, 1.0), (1, True), (0, False), (0.0, -0.0)])
+def test_values_python_calls_equal_are_different_keys(values: tuple[object, object]) -> None:
+    """1 == 1.0 == True in Python, not in the JSON sent upstream: each is its own entry."""
+    sent = []
+    for value in values:
+        request = claude_code_request()
+        _tool(request, "Read")["input_schema"]["properties"]["limit"]["default"] = value
+        translated(request)  # remembered
+        result = translated(request)
+        assert as_json(result) == as_json(fresh(request))
+        sent.append(as_json(result))
+    assert sent[0] != sent[1]
+
+
+def test_a_changed_schema_reaches_the_upstream_function() -> None:
+    request = claude_code_request()
+    translated(request)
+    _same_length_schema_property(request)
+    body = translate_request(request, SPEC, upstream_model="m").body
+    read = next(f["function"] for f in body["tools"] if f["function"]["name"] == "Read")
+    assert read["parameters"]["properties"]["file_path"]["description"].startswith("X")
+
+
+def test_equal_tools_in_another_order_keep_their_order() -> None:
+    request = claude_code_request()
+    translated(request)
+    request["tools"].reverse()
+    assert translated(request) == fresh(request)
+
+
+def test_a_tool_that_json_cannot_key_is_translated_without_the_memo() -> None:
+    request = claude_code_request()
+    # Only Python callers can build this: orjson refuses integers beyond 64 bits.
+    _tool(request, "Read")["input_schema"]["properties"]["limit"]["maximum"] = 2**70
+    assert translated(request) == fresh(request)
+    assert translated(request) == fresh(request)
+
+
+def test_the_memos_stay_within_their_bounds() -> None:
+    for turn in range(2 * tokens.TEXT_MEMO_MAX_ENTRIES // 50):
+        request = with_history(claude_code_request(), 0)
+        for tool in request["tools"]:
+            tool["description"] = f"{turn} " + tool["description"]
+        request["messages"].append({"role": "user", "content": long_text(turn)})
+        translated(request)
+    for m in memo.all_memos():
+        assert len(m) <= m.max_entries, m.name
+        assert m.weight <= m.max_weight, m.name
+    assert len(tools._FUNCTIONS) == tools.TOOL_MEMO_MAX_ENTRIES
+    assert len(tokens._TOOL_COUNTS) == tokens.TOOL_MEMO_MAX_ENTRIES
+
+
+def test_the_text_memo_is_bounded_by_what_it_keeps_alive() -> None:
+    # 300 KB texts: the byte budget binds long before the entry count.
+    texts = [f"{n:06d}" + "x" * 300_000 for n in range(60)]
+    expected = []
+    with memo.bypassed():
+        expected = [estimate_tokens({"messages": [{"role": "user", "content": t}]}) for t in texts]
+    for _ in range(2):
+        got = [estimate_tokens({"messages": [{"role": "user", "content": t}]}) for t in texts]
+        assert got == expected
+    counts = tokens._TEXT_COUNTS
+    assert counts.weight <= tokens.TEXT_MEMO_MAX_BYTES
+    assert len(counts) == tokens.TEXT_MEMO_MAX_BYTES // sys.getsizeof(texts[0])
+
+
+def test_short_texts_are_counted_not_remembered() -> None:
+    estimate_tokens(
+        {"messages": [{"role": "user", "content": "x" * (tokens.TEXT_MEMO_MIN_CHARS - 1)}]}
+    )
+    assert len(tokens._TEXT_COUNTS) == 0
+    estimate_tokens({"messages": [{"role": "user", "content": "x" * tokens.TEXT_MEMO_MIN_CHARS}]})
+    assert len(tokens._TEXT_COUNTS) == 1
+
+
+# ---- the memo itself -------------------------------------------------------------------------
+
+
+def make_memo(entries: int, weight: int) -> BoundedMemo[str, int]:
+    return BoundedMemo("test", max_entries=entries, max_weight=weight)
+
+
+def test_a_memo_computes_once_per_key() -> None:
+    calls: list[str] = []
+    m = make_memo(4, 100)
+
+    def compute(key: str) -> Callable[[], int]:
+        def run() -> int:
+            calls.append(key)
+            return len(key)
+
+        return run
+
+    assert m.get("ab", 2, compute("ab")) == 2
+    assert m.get("ab", 2, compute("ab")) == 2
+    assert m.get("abc", 3, compute("abc")) == 3
+    assert calls == ["ab", "abc"]
+    assert (m.hits, m.misses) == (1, 2)
+
+
+def test_a_memo_drops_the_least_recently_used_first() -> None:
+    m = make_memo(3, 1000)
+    for key in "abc":
+        m.get(key, 1, lambda: 0)
+    m.get("a", 1, lambda: 0)  # a is now the most recent
+    m.get("d", 1, lambda: 0)  # drops b
+    computed: list[str] = []
+    for key in "acd":
+        m.get(key, 1, lambda key=key: computed.append(key) or 0)
+    assert computed == []
+    m.get("b", 1, lambda: computed.append("b") or 0)
+    assert computed == ["b"]
+    assert len(m) == 3
+
+
+def test_a_memo_keeps_its_weight_budget() -> None:
+    m = make_memo(100, 10)
+    m.get("a", 4, lambda: 1)
+    m.get("b", 4, lambda: 2)
+    m.get("c", 4, lambda: 3)  # 12 > 10: a goes
+    assert (len(m), m.weight) == (2, 8)
+    assert m.get("big", 11, lambda: 4) == 4  # heavier than the budget: computed, not kept
+    assert (len(m), m.weight) == (2, 8)
+    m.clear()
+    assert (len(m), m.weight) == (0, 0)
