@@ -17,10 +17,12 @@ from tests.launcher.harness import (
     GATEWAY_TOKEN,
     install_fake_claude,
     port_is_closed,
+    proxy_log_text,
     run_command,
     start_run,
     upstream_env,
 )
+from tests.ledger.records import summaries_by_session
 
 EXIT_MARKER = "<<fake claude exits>>"
 
@@ -71,6 +73,27 @@ async def test_claude_reaches_the_proxy_with_the_sdk_streaming_and_not(
     summary = done.stderr.removeprefix(EXIT_MARKER)
     assert summary.startswith("cc-proxy: 2 requests;"), summary
     assert "estimated cost $" in summary
+    # The summary is the ledger's rows for this proxy session.
+    [stored] = summaries_by_session(Path(os.environ["CC_PROXY_LEDGER"])).values()
+    assert summary == stored.render() + "\n"
+    assert (stored.requests, stored.errors) == (2, 0)
+
+
+async def test_an_unwritable_ledger_still_gives_the_summary_and_one_warning(
+    tmp_path: Path, env: dict[str, str], isolated_user_dirs: Path
+) -> None:
+    (tmp_path / "blocker").write_text("a file where the ledger's directory should be")
+    plan = {"calls": [{"prompt": "one"}, {"prompt": "two", "stream": True}]}
+    env = {**env, "CC_PROXY_LEDGER": str(tmp_path / "blocker" / "usage.sqlite3")}
+    run = await start_run(tmp_path, ["nemotron"], plan=plan, env=env)
+    done = await run.finish()
+
+    assert done.returncode == 0, done.stderr
+    assert [call["ok"] for call in run.report()["calls"]] == [True, True]
+    assert done.stderr.startswith("cc-proxy: 2 requests; "), done.stderr
+    assert "Traceback" not in done.stderr
+    log = proxy_log_text(isolated_user_dirs / "state")
+    assert log.count("WARNING cc_nemo.ledger") == 1, log
 
 
 async def test_claude_environment_points_at_the_proxy_and_drops_the_api_key(

@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import anthropic
@@ -16,6 +17,7 @@ import pytest
 
 from tests.fake_upstream import FakeUpstream
 from tests.launcher.harness import cc_proxy_argv, port_is_closed, run_command, upstream_env
+from tests.ledger.records import summaries_by_session
 
 CHOSEN_TOKEN = "a-token-the-user-chose-0123456789"
 
@@ -99,6 +101,10 @@ async def test_serve_prints_variables_a_client_uses_and_stops_cleanly_on_ctrl_c(
     assert code == 0
     assert "Traceback" not in stderr
     assert "cc-proxy: 1 request;" in stderr  # the session summary
+    # ...read back from the ledger's rows for this proxy session.
+    [stored] = summaries_by_session(Path(os.environ["CC_PROXY_LEDGER"])).values()
+    assert stored.render() in stderr
+    assert stored.output_tokens == reply.usage.output_tokens
     assert await port_is_closed(serving.port)
 
 

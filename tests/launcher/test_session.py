@@ -27,6 +27,7 @@ from cc_nemo.settings.catalog import Catalog
 from cc_nemo.settings.runtime import ProviderSettings, ProxySettings
 from tests.fake_upstream import FakeUpstream
 from tests.launcher.harness import FAKE_CLAUDE, GATEWAY_TOKEN, port_is_closed
+from tests.ledger.records import approx_cost, summaries_by_session
 from tests.waiting import eventually
 
 
@@ -101,10 +102,15 @@ async def test_session_ledger_counts_what_claude_asked(session: Session) -> None
     result = await run_session(session.settings, session.launch(calls=calls), session.sock)
 
     assert result.exit_code == 0
-    summary = result.ledger.summary()
+    summary = result.ledger.final_summary()
     assert (summary.requests, summary.errors) == (2, 0)
     assert summary.output_tokens > 0
     assert summary.cost_usd > 0
+    # Read back from the ledger's rows (written and flushed by the proxy's stop); the totals
+    # in memory agree.
+    stored = summaries_by_session(result.ledger.path)
+    assert stored == {result.ledger.session_id: summary}
+    assert summary == approx_cost(result.ledger.summary())
     assert await port_is_closed(session.port)
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from cc_nemo.ledger.schema import RequestRecord
+import pytest
+
+from cc_nemo.ledger.schema import RequestRecord, connect
+from cc_nemo.ledger.summary import SessionSummary, stored_summary
 
 
 def make_record(**overrides: Any) -> RequestRecord:
@@ -31,3 +36,22 @@ def make_record(**overrides: Any) -> RequestRecord:
     }
     fields.update(overrides)
     return RequestRecord(**fields)
+
+
+def summaries_by_session(path: Path) -> dict[str, SessionSummary]:
+    """Each proxy session's summary, read from the ledger file at `path`."""
+    connection = connect(path, create=False)
+    assert connection is not None, f"no ledger at {path}"
+    try:
+        sessions = [
+            row[0] for row in connection.execute("SELECT DISTINCT proxy_session FROM requests")
+        ]
+        return {session: stored_summary(connection, session) for session in sessions}
+    finally:
+        connection.close()
+
+
+def approx_cost(summary: SessionSummary) -> SessionSummary:
+    """`summary` comparing equal to one whose cost differs by float rounding only (SQLite
+    and Python may add the same costs in another order)."""
+    return replace(summary, cost_usd=pytest.approx(summary.cost_usd))
