@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Generic, TypeVar
+
+import orjson
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -73,6 +75,25 @@ class BoundedMemo(Generic[K, V]):
         self._entries.clear()
         self._weight = 0
         self.hits = self.misses = 0
+
+
+def json_key(value: object) -> bytes | None:
+    """`value`'s compact JSON as a memo key; None while memos are bypassed, or for what JSON
+    cannot encode (only Python callers can pass that: a parsed request always encodes)."""
+    if _bypass_depth:
+        return None
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return None
+
+
+def tool_keys(tools: object) -> tuple[bytes | None, ...]:
+    """The memo key of each of a request's tools (None where there is none): translating a
+    request encodes each tool once, for both its function and its token counts."""
+    if not isinstance(tools, list):
+        return ()
+    return tuple(json_key(tool) if isinstance(tool, Mapping) else None for tool in tools)
 
 
 def active() -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 
 from cc_nemo.settings.catalog import ModelQuirks, ModelSpec
 from cc_nemo.translate.history import split_prefill, upstream_messages
+from cc_nemo.translate.memo import tool_keys
 from cc_nemo.translate.reasoning import response_format, thinking_controls
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.translate.tools import no_tools_message, offer_tools
@@ -161,11 +162,13 @@ def translate_request(
 
     # Tools map names first, so a tool's own name wins over a history call that maps alike.
     names: dict[str, str] = {}
-    tools = offer_tools(request, quirks, names)
+    # Each tool's JSON, once: the key of both its memos (docs/architecture.md, "Caches").
+    keys = tool_keys(request.get("tools"))
+    tools = offer_tools(request, quirks, names, keys)
     if tools.offered and not spec.tools:
         raise InvalidRequest(no_tools_message(request["model"], spec))
 
-    estimated_input = estimate_tokens(request)
+    estimated_input = estimate_tokens(request, keys)
     body: dict[str, Any] = {
         "model": upstream_model,
         "messages": upstream_messages(request.get("system"), messages, spec, names),

@@ -112,14 +112,9 @@ class _Tally:
         mine[3] += counts[3]
         self.pieces += pieces
 
-    def add_tool(self, tool: Mapping) -> None:
-        """A tool's name, description and input schema."""
-        if not memo.active():
-            self._add_tool_parts(tool)
-            return
-        try:
-            key = orjson.dumps(tool)
-        except TypeError:  # not JSON (only Python callers can pass that): nothing to key on
+    def add_tool(self, tool: Mapping, key: bytes | None) -> None:
+        """A tool's name, description and input schema; `key`: its memo.json_key."""
+        if key is None:
             self._add_tool_parts(tool)
             return
         counts, pieces = _TOOL_COUNTS.get(key, len(key), lambda: _tool_counts(tool))
@@ -204,8 +199,10 @@ def _add_content(tally: _Tally, content: object) -> None:
         _add_blocks(tally, content)
 
 
-def estimate_tokens(request: Mapping) -> int:
-    """Estimated input tokens of an Anthropic request (system + messages + tools); always >= 1."""
+def estimate_tokens(request: Mapping, tool_keys: tuple[bytes | None, ...] | None = None) -> int:
+    """Estimated input tokens of an Anthropic request (system + messages + tools); always >= 1.
+
+    `tool_keys`: memo.tool_keys of the request's tools, when the caller has them already."""
     tally = _Tally()
     tally.extra_tokens += REQUEST_OVERHEAD_TOKENS
     _add_content(tally, request.get("system"))
@@ -218,11 +215,12 @@ def estimate_tokens(request: Mapping) -> int:
             _add_content(tally, message.get("content"))
     tools = request.get("tools")
     if isinstance(tools, list):
-        for tool in tools:
+        keys = memo.tool_keys(tools) if tool_keys is None else tool_keys
+        for position, tool in enumerate(tools):
             if not isinstance(tool, Mapping):
                 continue
             tally.extra_tokens += TOOL_OVERHEAD_TOKENS
-            tally.add_tool(tool)
+            tally.add_tool(tool, keys[position])
     return max(tally.tokens(), 1)
 
 

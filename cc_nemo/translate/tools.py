@@ -36,10 +36,17 @@ class ToolOffer:
     disable_parallel: bool
 
 
-def offer_tools(request: Mapping, quirks: ModelQuirks, names: dict[str, str]) -> ToolOffer:
+def offer_tools(
+    request: Mapping,
+    quirks: ModelQuirks,
+    names: dict[str, str],
+    keys: tuple[bytes | None, ...] | None = None,
+) -> ToolOffer:
     """Map the request's tools and tool_choice (docs/wire.md, "Request translation"), recording
-    each upstream name's client name in `names`."""
-    functions = _functions(request.get("tools"), names)
+    each upstream name's client name in `names`. `keys`: memo.tool_keys of the request's tools,
+    when the caller has them already."""
+    tools = request.get("tools")
+    functions = _functions(tools, names, memo.tool_keys(tools) if keys is None else keys)
     choice = request.get("tool_choice")
     choice_kind = choice.get("type") if isinstance(choice, Mapping) else None
     if choice_kind == "none":
@@ -83,13 +90,13 @@ def no_tools_message(requested_model: str, spec: ModelSpec) -> str:
     )
 
 
-def _functions(tools: object, names: dict[str, str]) -> list[dict]:
+def _functions(tools: object, names: dict[str, str], keys: tuple[bytes | None, ...]) -> list[dict]:
     """Custom tools as OpenAI functions; Anthropic server tools cannot run upstream: dropped."""
     if not isinstance(tools, list):
         return []
     functions: list[dict] = []
     seen: set[str] = set()
-    for tool in tools:
+    for position, tool in enumerate(tools):
         if not isinstance(tool, Mapping) or tool.get("type") not in (None, "custom"):
             continue
         name = tool.get("name")
@@ -99,17 +106,13 @@ def _functions(tools: object, names: dict[str, str]) -> list[dict]:
         if upstream in seen:
             continue
         seen.add(upstream)
-        functions.append({"type": "function", "function": _function(tool)})
+        functions.append({"type": "function", "function": _function(tool, keys[position])})
     return functions
 
 
-def _function(tool: Mapping) -> dict[str, Any]:
+def _function(tool: Mapping, key: bytes | None) -> dict[str, Any]:
     """The OpenAI function for a custom tool with a valid name (remembered by its JSON)."""
-    if not memo.active():
-        return _build_function(tool)
-    try:
-        key = orjson.dumps(tool)
-    except TypeError:  # not JSON (only Python callers can pass that): nothing to key on
+    if key is None:
         return _build_function(tool)
     # Computed from the JSON the key denotes, so the result is a function of the key alone:
     # for parsed JSON that is the tool itself; a Python caller's tuple reads as a list.
