@@ -8,11 +8,12 @@ and rendering are pure (`log_lines.py`); this module reads files, resolves optio
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -30,6 +31,9 @@ DEFAULT_COUNT = 20
 # The proxy's RotatingFileHandler keeps this many backups (cc_nemo/proxy/logs.py).
 BACKUP_COUNT = 3
 POLL_SECONDS = 0.2
+# How much of the end of a file is read first for the last requests; four times more each
+# time that is not enough.
+TAIL_BYTES = 256 * 1024
 # Following a session, a request's earlier records wait for its request line (which names the
 # session); this bounds the requests held at once.
 MAX_HELD_REQUESTS = 1000
@@ -75,6 +79,17 @@ class LogTail:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def size(self) -> int:
+        return os.fstat(self._file.fileno()).st_size if self._file is not None else 0
+
+    def read_from(self, offset: int, *, final: bool) -> list[str]:
+        """The lines from byte `offset` to the end (following then continues from there)."""
+        if self._file is None:
+            return []
+        self._file.seek(offset)
+        self._partial = b""
+        return self._take(self._file.read(), final=final)
 
     def read_lines(self, *, final: bool = False) -> list[str]:
         """Whole lines written since the last call; with `final`, the unfinished last line too."""
@@ -189,21 +204,22 @@ def _wants_colour(stream: IO[str]) -> bool:
         return False
 
 
-def _read_records(path: Path) -> list[LogRecord]:
-    from cc_nemo.cli.log_lines import parse_records
-
+def _read_from(path: Path, offset: int) -> list[str]:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            file.seek(offset)
+            return _decode_lines(file.read())
+    except FileNotFoundError:
+        return []  # rotated away meanwhile
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return parse_records(_decode_lines(data))
 
 
 def _shown_within(
     records: list[LogRecord], selection: Selection, count: int | None
 ) -> tuple[list[LogRecord], bool]:
     """The records to show (the last `count` requests' worth, all with None), and whether
-    they reach back past the first loaded record."""
+    they start after the first selected record (so older records would not be shown)."""
     from cc_nemo.cli.log_lines import last_requests, sessions_in
 
     session_of = sessions_in(records)
@@ -214,20 +230,74 @@ def _shown_within(
     return window, len(window) < len(selected)
 
 
-def _load(
-    options: Request, tail: LogTail, selection: Selection, *, whole_history: bool
-) -> list[LogRecord]:
-    """The records of the current file (through `tail`, which then follows it) and, newest
-    first, of as many backups as the request needs."""
-    from cc_nemo.cli.log_lines import parse_records
+def _records_from_end(
+    read_from: Callable[[int], list[str]],
+    size: int,
+    enough: Callable[[list[LogRecord]], bool],
+) -> tuple[list[LogRecord], bool]:
+    """A file's records read back from its end, as far as `enough` needs (a 10 MB file is
+    not parsed for 20 requests); and whether the whole file was read."""
+    from cc_nemo.cli.log_lines import from_first_record, parse_records
 
-    records = parse_records(tail.read_lines(final=not options.follow))
-    backups = [p for p in log_files(options.path) if p != options.path]
-    for backup in reversed(backups):
-        if not whole_history and _shown_within(records, selection, options.count)[1]:
+    span = TAIL_BYTES
+    while True:
+        start = max(0, size - span)
+        lines: Sequence[str] = read_from(start)
+        if start > 0:
+            lines = from_first_record(lines[1:])  # the first line is likely cut
+        records = parse_records(lines)
+        if start == 0 or enough(records):
+            return records, start == 0
+        span *= 4
+
+
+def _load(options: Request, tail: LogTail, selection: Selection) -> list[LogRecord]:
+    """The records the options need: the newest, through `tail` (which then follows the
+    file), and as far back into the rotated backups as needed."""
+    from cc_nemo.cli.log_lines import lines_of_records_mentioning, parse_records
+
+    backups = [path for path in reversed(log_files(options.path)) if path != options.path]
+    final = not options.follow
+    needle = options.request_id
+    if options.session is not None:
+        needle = f"session={options.session}"
+    if needle is not None:
+        # One request or one session may be anywhere: every file that mentions it, whole.
+        records: list[LogRecord] = []
+        for read in [lambda: tail.read_from(0, final=final)] + [
+            functools.partial(_read_from, backup, 0) for backup in backups
+        ]:
+            lines = read()
+            if options.request_id is not None:
+                lines = lines_of_records_mentioning(lines, options.request_id)
+            if any(needle in line for line in lines):
+                records = parse_records(lines) + records
+        return records
+
+    def enough(older: list[LogRecord], newer: list[LogRecord]) -> bool:
+        return _shown_within(older + newer, selection, options.count)[1]
+
+    records, whole = _records_from_end(
+        lambda offset: tail.read_from(offset, final=final), tail.size(), lambda r: enough(r, [])
+    )
+    for backup in backups:
+        if not whole or enough(records, []):
             break
-        records = _read_records(backup) + records
+        newer = records
+        older, whole = _records_from_end(
+            functools.partial(_read_from, backup),
+            _size(backup),
+            lambda r, newer=newer: enough(r, newer),
+        )
+        records = older + newer
     return records
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _resolve_session(prefix: str, records: list[LogRecord], follow: bool) -> str:
@@ -289,9 +359,7 @@ def show_logs(options: Request, *, today: date | None = None) -> None:
     selection = Selection(errors=options.errors, request_id=options.request_id)
     tail = LogTail(options.path)
     try:
-        # A request or a session may be anywhere in the history: read all of it.
-        whole = options.request_id is not None or options.session is not None
-        records = _load(options, tail, selection, whole_history=whole)
+        records = _load(options, tail, selection)
         if options.session is not None:
             selection = Selection(
                 errors=options.errors,

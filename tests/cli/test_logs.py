@@ -23,6 +23,7 @@ import anthropic
 import pytest
 from aiohttp import web
 
+from cc_nemo.cli import logs as cli_logs
 from cc_nemo.cli.log_lines import parse_records, parse_request_fields
 from cc_nemo.cli.logs import Output
 from cc_nemo.proxy import logs as proxy_logs
@@ -215,6 +216,19 @@ async def test_n_counts_requests_and_keeps_their_warnings(real_log: RealLog) -> 
     assert real_log["fallback"] in out and real_log["retried"] not in out
     # The fallback's warnings came before its request line: they are its, so they are shown.
     assert len(lines_with(out, real_log["fallback"])) == 4
+
+
+async def test_reading_back_from_the_end_in_small_pieces_changes_nothing(
+    real_log: RealLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read from its end in growing pieces, each cut anywhere (mid-traceback,
+    mid-line): what is shown is what a whole read shows."""
+    for args in [("-n", str(n)) for n in range(1, 12)] + [("--errors", "-n", "3")]:
+        monkeypatch.setattr(cli_logs, "TAIL_BYTES", 256 * 1024)
+        whole = run_cli("logs", *args).stdout
+        for piece in (97, 300, 1000):
+            monkeypatch.setattr(cli_logs, "TAIL_BYTES", piece)
+            assert run_cli("logs", *args).stdout == whole, (args, piece)
 
 
 async def test_errors_shows_failed_requests_and_warnings_only(real_log: RealLog) -> None:
