@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import IO
 
@@ -24,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from cc_nemo.cli import logs as cli_logs
-from cc_nemo.cli.log_lines import parse_records, parse_request_fields
+from cc_nemo.cli.log_lines import Renderer, parse_records, parse_request_fields, plain
 from cc_nemo.cli.logs import Output
 from cc_nemo.proxy import logs as proxy_logs
 from cc_nemo.proxy.app import create_app
@@ -585,6 +586,26 @@ def test_a_traceback_is_part_of_its_record() -> None:
     )
     assert record.request_id == "req_X" and record.extra_lines[-1] == "ValueError: boom"
     assert after.message == "proxy stopped: 1 request"
+
+
+def test_times_are_local_clock_times_under_a_line_naming_the_day() -> None:
+    records = parse_records(
+        [
+            "2026-11-26 23:59:58,001 INFO cc_nemo.proxy.app: proxy starting: provider=cloudflare",
+            "2026-11-27 00:00:01,002 WARNING cc_nemo.proxy.exchange: req_A upstream answered 429",
+            "2026-11-27 00:00:02,003 INFO cc_nemo.proxy.app: proxy stopped: 1 request",
+        ]
+    )
+    shown = [plain(line) for line in Renderer(today=date(2026, 11, 27)).render_all(records)]
+    assert shown == [
+        "── 2026-11-26 ──",
+        "23:59:58  INFO  proxy starting: provider=cloudflare",
+        "── 2026-11-27 ──",
+        "00:00:01  WARN  upstream answered 429  req_A",
+        "00:00:02  INFO  proxy stopped: 1 request",
+    ]
+    # Today's records need no day line.
+    assert plain(next(Renderer(today=date(2026, 11, 26)).render_all(records))).startswith("23:")
 
 
 class Terminal(io.StringIO):
