@@ -68,6 +68,20 @@ cli_usage.register(app)
 cli_logs.register(app)
 
 
+@app.command("statusline")
+def _statusline() -> None:
+    """Print one status line for Claude Code's statusLine setting (its JSON on stdin): model,
+    this session's cost and tokens, context used, today's cost.
+
+    `cc-proxy run --statusline` installs it for a session; see the README to install it for good.
+    """
+    # The console script runs a bare `cc-proxy statusline` without typer (cc_nemo/cli/entry.py);
+    # this is the same line when typer has the command line.
+    from cc_nemo.cli.statusline import main as statusline_main
+
+    raise typer.Exit(statusline_main())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: user mistakes and crashes become one line and an exit code."""
     try:
