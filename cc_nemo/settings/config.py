@@ -91,6 +91,8 @@ class Config:
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
     # `[gateway]`: see GATEWAY_SETTINGS.
     gateway: dict[str, str | int] = field(default_factory=dict)
+    # `statusline = true`: `cc-proxy run` shows `cc-proxy statusline` (unless claude has one).
+    statusline: bool | None = None
 
 
 def config_dir() -> Path:
@@ -185,7 +187,7 @@ class _InvalidConfig(ValueError):
 
 
 def _config_from_toml(data: dict[str, Any]) -> Config:
-    known = {*_STRING_SETTINGS, "models", "proxy", "gateway"}
+    known = {*_STRING_SETTINGS, "models", "proxy", "gateway", "statusline"}
     for key in data:
         if key not in known:
             raise _InvalidConfig(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -208,6 +210,8 @@ def _config_from_toml(data: dict[str, Any]) -> Config:
         user_models[alias] = _spec_from_toml(alias, entry)
     proxy = _proxy_from_toml(_typed("proxy", data.get("proxy", {}), dict))
     gateway = _gateway_from_toml(_typed("gateway", data.get("gateway", {}), dict))
+    if "statusline" in data:
+        values["statusline"] = _typed("statusline", data["statusline"], bool)
     return Config(
         **values, user_models=user_models, proxy=proxy, fallbacks=fallbacks, gateway=gateway
     )
@@ -346,6 +350,8 @@ def _config_to_toml(config: Config) -> dict[str, Any]:
         value = getattr(config, key)
         if value is not None:
             data[key] = value
+    if config.statusline is not None:
+        data["statusline"] = config.statusline
     if config.proxy:
         data["proxy"] = dict(config.proxy)
     if config.gateway:
