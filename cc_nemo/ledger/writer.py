@@ -83,7 +83,8 @@ class LedgerWriter:
             self._deadline = time.monotonic() + timeout
             self._queue.put(None)
         if self._thread.is_alive():
-            self._thread.join(timeout + 1.0)
+            # The deadline, plus one wait of SQLite's own that began just before it.
+            self._thread.join(timeout + WRITER_BUSY_TIMEOUT_MS / 1000 + 1.0)
         return not self._thread.is_alive() and self.written == self.submitted
 
     # ---- the thread ---------------------------------------------------------------------------
@@ -111,8 +112,7 @@ class LedgerWriter:
             except sqlite3.Error as exc:
                 # Another proxy creating the file or switching it to WAL at the same moment.
                 if is_busy(exc) and not self._past_deadline():
-                    time.sleep(delay)
-                    delay = min(delay * 2, RETRY_DELAY_MAX_S)
+                    delay = self._pause(delay)
                     continue
                 self._give_up(exc)
                 return None
@@ -150,8 +150,7 @@ class LedgerWriter:
                 self._insert(connection, rows)
             except sqlite3.Error as exc:
                 if is_busy(exc) and not self._past_deadline():
-                    time.sleep(delay)
-                    delay = min(delay * 2, RETRY_DELAY_MAX_S)
+                    delay = self._pause(delay)
                     continue
                 self._give_up(exc)
                 return
@@ -170,6 +169,13 @@ class LedgerWriter:
                 with contextlib.suppress(sqlite3.Error):
                     connection.execute("ROLLBACK")
             raise
+
+    def _pause(self, delay: float) -> float:
+        """Sleep before another attempt (not past close()'s deadline); the next delay."""
+        if self._deadline is not None:
+            delay = max(0.0, min(delay, self._deadline - time.monotonic()))
+        time.sleep(delay)
+        return min(delay * 2 or RETRY_DELAY_S, RETRY_DELAY_MAX_S)
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline

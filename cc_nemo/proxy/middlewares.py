@@ -162,6 +162,8 @@ def claude_session_id(header: str | None) -> str | None:
     if not header:
         return None
     clipped = header[:CLAUDE_SESSION_MAX_CHARS]
+    if _NOT_SESSION_ID_CHAR.search(clipped) is None:  # Claude Code's: a third of sub()'s time
+        return clipped
     return _NOT_SESSION_ID_CHAR.sub("_", clipped)
 
 
