@@ -54,6 +54,13 @@ def run_command(
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Print no session summary when claude exits."
     ),
+    statusline: bool | None = typer.Option(
+        None,
+        "--statusline/--no-statusline",
+        help="Show `cc-proxy statusline` under claude's prompt (model, session cost, context, "
+        "today's cost) unless claude's settings have a statusLine "
+        "(default: `statusline` in config.toml, else off).",
+    ),
 ) -> None:
     """Run Claude Code on MODEL through a private proxy; arguments after `--` go to claude.
 
@@ -88,6 +95,8 @@ def run_command(
             raise
         raise hinted from exc
     executable = _claude_or_first_install(claude, os.environ)
+    if _statusline_wanted(statusline):
+        claude_args = _with_statusline(claude_args, explicit=statusline is not None)
 
     def launch_for(base_url: str) -> launcher.ClaudeLaunch:
         from cc_nemo.launch.claude_env import build_claude_env
@@ -97,6 +106,35 @@ def run_command(
 
     code = launcher.run_claude(settings, launch_for, quiet=quiet)
     raise typer.Exit(code)
+
+
+def _statusline_wanted(flag: bool | None) -> bool:
+    """--statusline/--no-statusline, else config.toml's `statusline`, else off."""
+    if flag is not None:
+        return flag
+    from cc_nemo.settings.config import load_config
+
+    return bool(load_config().statusline)
+
+
+def _with_statusline(claude_args: list[str], *, explicit: bool) -> list[str]:
+    """claude's arguments with our status line in `--settings`, unless the user has one; the
+    user who asked with --statusline hears which one is kept."""
+    import os
+    from pathlib import Path
+
+    from cc_nemo.cli.statusline_setting import current_statusline_command, with_statusline
+
+    result = with_statusline(
+        claude_args,
+        current_statusline_command(),
+        env=os.environ,
+        home=Path.home(),
+        cwd=Path.cwd(),
+    )
+    if result.kept_reason and explicit:
+        note(f"cc-proxy: keeping your own status line: {result.kept_reason}")
+    return result.claude_args
 
 
 def on_terminal() -> tuple[bool, bool]:
