@@ -112,20 +112,25 @@ class StreamWriter:
 
     async def send(self, events: list[dict[str, Any]]) -> None:
         """Translated events; `message_start` only once, whichever attempt made it."""
-        if self._started:
-            events = [event for event in events if event.get("type") != "message_start"]
-        if not events:
-            return
+        # One pass per batch: this runs for every upstream read (bench/README.md, paced CPU).
+        started = self._started
+        encoded: list[bytes] = []
         for event in events:
             kind = event.get("type")
             if kind == "message_start":
+                if started:
+                    continue
                 self._started = True
             elif kind not in _SILENT_EVENTS:
                 self.content_sent = True
-            if kind == "error":
-                self._on_error(str(event.get("error", {}).get("type", "api_error")))
-        await self.commit()
-        await self._write(b"".join(encode_event(event) for event in events))
+                if kind == "error":
+                    self._on_error(str(event.get("error", {}).get("type", "api_error")))
+            encoded.append(encode_event(event))
+        if not encoded:
+            return
+        if self.response is None:
+            await self.commit()
+        await self._write(b"".join(encoded))
 
     async def send_raw(self, data: bytes) -> None:
         """Bytes already in SSE form (pass-through)."""
