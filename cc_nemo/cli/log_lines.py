@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 _HEADER = re.compile(
     r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2}) "
@@ -245,6 +246,18 @@ def parse_records(lines: Iterable[str]) -> list[LogRecord]:
         records.extend(parser.feed(line))
     records.extend(parser.flush())
     return records
+
+
+@dataclass(frozen=True)
+class LogsOptions:
+    """What `cc-proxy logs` was asked, checked."""
+
+    path: Path
+    count: int
+    follow: bool
+    errors: bool
+    request_id: str | None
+    session: str | None
 
 
 # ---- selection ---------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -25,7 +24,7 @@ from cc_nemo.cli.common import note
 from cc_nemo.errors import UserError
 
 if TYPE_CHECKING:
-    from cc_nemo.cli.log_lines import LogRecord, RenderedLine, Renderer, Selection
+    from cc_nemo.cli.log_lines import LogRecord, LogsOptions, RenderedLine, Renderer, Selection
 
 DEFAULT_COUNT = 20
 # The proxy's RotatingFileHandler keeps this many backups (cc_nemo/proxy/logs.py).
@@ -129,18 +128,6 @@ class LogTail:
         whole, newline, rest = data.rpartition(b"\n")
         self._partial = rest
         return _decode_lines(whole + newline) if newline else []
-
-
-@dataclass(frozen=True)
-class Request:
-    """The options, checked."""
-
-    path: Path
-    count: int
-    follow: bool
-    errors: bool
-    request_id: str | None
-    session: str | None
 
 
 class LiveSelection:
@@ -251,7 +238,7 @@ def _records_from_end(
         span *= 4
 
 
-def _load(options: Request, tail: LogTail, selection: Selection) -> list[LogRecord]:
+def _load(options: LogsOptions, tail: LogTail, selection: Selection) -> list[LogRecord]:
     """The records the options need: the newest, through `tail` (which then follows the
     file), and as far back into the rotated backups as needed."""
     from cc_nemo.cli.log_lines import lines_of_records_mentioning, parse_records
@@ -332,13 +319,15 @@ def _check(
     errors: bool,
     request_id: str | None,
     session: str | None,
-) -> Request:
+) -> LogsOptions:
+    from cc_nemo.cli.log_lines import LogsOptions
+
     count = _count(count_text)
     if request_id is not None and not request_id.strip():
         raise UserError("--request needs a request id (req_…, from the log or an error message)")
     if session is not None and not session.strip():
         raise UserError("--session needs a Claude Code session id (or the start of one)")
-    return Request(
+    return LogsOptions(
         path=path,
         count=count,
         follow=follow,
@@ -348,7 +337,7 @@ def _check(
     )
 
 
-def show_logs(options: Request, *, today: date | None = None) -> None:
+def show_logs(options: LogsOptions, *, today: date | None = None) -> None:
     from cc_nemo.cli.log_lines import Renderer, Selection
 
     if not options.path.exists() and not log_files(options.path):
@@ -383,7 +372,7 @@ def show_logs(options: Request, *, today: date | None = None) -> None:
         tail.close()
 
 
-def _nothing_found(options: Request) -> str:
+def _nothing_found(options: LogsOptions) -> str:
     if options.errors:
         within = f" of session {options.session}" if options.session else ""
         return f"no failed request{within} and no warning in {options.path}"
@@ -395,8 +384,6 @@ def _follow(
     live: LiveSelection,
     renderer: Renderer,
     output: Output,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Print what is appended (across rotations) until interrupted."""
     from cc_nemo.cli.log_lines import RecordParser
@@ -413,7 +400,7 @@ def _follow(
         for record in completed:
             output.write(renderer.render_all(live.take(record)))
         if not lines:
-            sleep(POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
 
 
 def logs(
@@ -469,4 +456,4 @@ def register(app: typer.Typer) -> None:
     app.command()(logs)
 
 
-__all__ = ["LogTail", "Request", "log_files", "logs", "register", "show_logs"]
+__all__ = ["LogTail", "log_files", "logs", "register", "show_logs"]
