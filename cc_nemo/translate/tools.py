@@ -16,9 +16,10 @@ from cc_nemo.translate.schema import sanitize_tool_schema
 
 # A tool's cleaned function, keyed by the tool's JSON: Claude Code sends the same ~21 tools
 # (~60 KB) every turn, and cleaning their schemas was a third of translating a request.
-# Bounded by the keys' bytes (the values are about as large): a few sessions' worth of tools.
-TOOL_MEMO_MAX_ENTRIES = 512
-TOOL_MEMO_MAX_BYTES = 4 * 1024 * 1024
+# Bounded by the keys' bytes; the values take ~2.3x as much again, so at most ~3.3 MiB stay
+# alive: ~17 sets of Claude Code's tools (docs/architecture.md, "Caches").
+TOOL_MEMO_MAX_ENTRIES = 1024
+TOOL_MEMO_MAX_BYTES = 1024 * 1024
 _FUNCTIONS: BoundedMemo[bytes, dict[str, Any]] = BoundedMemo(
     "tool functions", max_entries=TOOL_MEMO_MAX_ENTRIES, max_weight=TOOL_MEMO_MAX_BYTES
 )

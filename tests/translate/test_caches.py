@@ -215,6 +215,20 @@ def test_the_memos_stay_within_their_bounds() -> None:
     for m in memo.all_memos():
         assert len(m) <= m.max_entries, m.name
         assert m.weight <= m.max_weight, m.name
+    # ~3 KB a tool: the byte budget binds, and is nearly full.
+    for m in (tools._FUNCTIONS, tokens._TOOL_COUNTS):
+        assert m.weight > m.max_weight - 20_000, m.name
+
+
+def test_the_tool_memos_keep_their_entry_count() -> None:
+    for n in range(tools.TOOL_MEMO_MAX_ENTRIES + 300):
+        request = {
+            "model": "m",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"name": f"tool_{n}", "input_schema": {"type": "object"}}],
+        }
+        translated(request)
     assert len(tools._FUNCTIONS) == tools.TOOL_MEMO_MAX_ENTRIES
     assert len(tokens._TOOL_COUNTS) == tokens.TOOL_MEMO_MAX_ENTRIES
 
