@@ -1,9 +1,8 @@
-"""Content blocks of one streamed Anthropic message: numbering, thinking and text deltas, and
-the tool_use blocks written at the end (docs/wire.md, "The stream state machine": block
-invariants).
+"""Content blocks of one streamed Anthropic message: numbering, thinking, text and tool_use
+deltas (docs/wire.md, "The stream state machine": block invariants).
 
-State: the kind of the open block, if any (one at a time). Opening a block closes the other
-kind; closing a thinking block first sends its synthetic signature.
+State: the kind of the open block, if any (one at a time). Opening a block closes the open
+one; closing a thinking block first sends its synthetic signature.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import Any, Literal
 from cc_nemo.translate.json_repair import compact_json
 
 BlockKind = Literal["thinking", "text"]
+_OpenKind = Literal["thinking", "text", "tool_use"]
 
 
 def synthetic_signature(thinking: str) -> str:
@@ -27,7 +27,7 @@ class BlockWriter:
 
     def __init__(self, *, prefill: str) -> None:
         self._next_index = 0
-        self._open: BlockKind | None = None
+        self._open: _OpenKind | None = None
         self._open_thinking: list[str] = []
         self._closed_thinking: list[str] = []
         # The prefill the request removed: it starts the first text block, whenever that opens.
@@ -83,25 +83,28 @@ class BlockWriter:
         self, tool_id: str, name: str, arguments: dict[str, Any], events: list[dict]
     ) -> None:
         """A whole tool_use block: start, the complete input as one delta, stop."""
-        index = self._next_index
-        self._next_index += 1
+        self.open_tool(tool_id, name, events)
+        self.tool_json(compact_json(arguments), events)
+        self.close(events)
+
+    def open_tool(self, tool_id: str, name: str, events: list[dict]) -> None:
+        """Start a tool_use block whose input follows as `tool_json` pieces. What came before
+        closes first, and a prefill nothing consumed gets its text block before it."""
+        self.close_with_prefill(events)
         events.append(
             {
                 "type": "content_block_start",
-                "index": index,
+                "index": self._next_index,
                 "content_block": {"type": "tool_use", "id": tool_id, "name": name, "input": {}},
             }
         )
-        partial_json = compact_json(arguments)
-        self.chars_out += len(partial_json)
-        events.append(
-            {
-                "type": "content_block_delta",
-                "index": index,
-                "delta": {"type": "input_json_delta", "partial_json": partial_json},
-            }
-        )
-        events.append({"type": "content_block_stop", "index": index})
+        self._open = "tool_use"
+
+    def tool_json(self, partial_json: str, events: list[dict]) -> None:
+        """A piece of the open tool_use block's input; nothing for an empty piece."""
+        if partial_json:
+            self.chars_out += len(partial_json)
+            self._delta({"type": "input_json_delta", "partial_json": partial_json}, events)
 
     def close(self, events: list[dict]) -> None:
         if self._open is None:

@@ -1,9 +1,10 @@
 """OpenAI chat.completion.chunk stream → Anthropic SSE events: one explicit state machine
 (docs/wire.md, "The stream state machine").
 
-Text and thinking stream live through a `BlockWriter`; tool calls are buffered by a
-`ToolCallAssembler` and emitted at the end, because their name can arrive late, their fragments
-can interleave and their arguments may need repair.
+Text and thinking stream live through a `BlockWriter`. Tool calls stream too, through a
+`ToolCallAssembler`: a block starts once the call's name is known, and its input goes out as far
+as no later fragment or repair can change it. Content that arrives once a tool_use block has
+started waits until after the tool blocks (one block is open at a time).
 """
 
 from __future__ import annotations
@@ -72,7 +73,13 @@ class StreamTranslator:
         # The failure an `error` event reported, so the caller can retry instead of sending it.
         self.error: AnthropicError | None = None
         self._blocks = BlockWriter(prefill=ctx.prefill)
-        self._tools = ToolCallAssembler(ctx.tool_name_map)
+        self._tools = ToolCallAssembler(
+            ctx.tool_name_map,
+            new_tool_id=new_tool_id,
+            single_call=ctx.disable_parallel_tool_use,
+        )
+        # Text and thinking that came after a tool_use block started: written after the tools.
+        self._late: list[tuple[BlockKind, str]] = []
         self._salvage = LeakedCallSalvage(
             enabled=bool(quirks.salvage_leaked_tool_calls and ctx.offered_tools),
             tool_name_map=ctx.tool_name_map,
@@ -155,7 +162,8 @@ class StreamTranslator:
         return self.feed(chunk) if isinstance(chunk, dict) else []
 
     def finish(self, *, saw_done: bool) -> list[dict]:
-        """End of upstream: close blocks, emit buffered tool calls, message_delta, message_stop."""
+        """End of upstream: the held-back rest of tool calls and text, message_delta,
+        message_stop."""
         if self.finished:
             return []
         events = self.start()
@@ -164,23 +172,33 @@ class StreamTranslator:
             return events + self.fail(AnthropicError(500, "api_error", TRUNCATED_MESSAGE))
         for kind, text in self._splitter.flush():
             self._emit(kind, text, events)
-        calls, held_text = self._salvage.settle(
-            self._tools.calls(cut_off=self._finish_reason == "length")
-        )
+        cut_off = self._finish_reason == "length"
+        # Held text is a leaked call only when no real call came (salvage stops holding at the
+        # first real fragment, so then there is nothing to settle).
+        salvaged, held_text = self._salvage.settle([])
         if held_text:
             self._blocks.text(held_text, events)
         if self._ctx.disable_parallel_tool_use:
-            calls = calls[:1]
+            salvaged = salvaged[:1]
+        tool_used = bool(salvaged) or self._tools.will_write(cut_off=cut_off)
         if (
-            not calls
+            not tool_used
             and not self._blocks.text_emitted
             and self._ctx.spec.quirks.reasoning_as_text_fallback
         ):
             self._blocks.reasoning_as_text(events)
+        self._tools.finish(self._blocks, events, cut_off=cut_off)
         self._blocks.close_with_prefill(events)
-        for name, arguments in calls:
+        for name, arguments in salvaged:
             self._blocks.tool_use(self._new_tool_id(), name, arguments, events)
-        stop_reason, stop_sequence = self._stop_reason(tool_used=bool(calls))
+        for kind, text in self._late:
+            if kind == "thinking":
+                self._blocks.thinking(text, events)
+            else:
+                self._blocks.text(text, events)
+        self._late = []
+        self._blocks.close(events)
+        stop_reason, stop_sequence = self._stop_reason(tool_used=tool_used)
         events.append(
             {
                 "type": "message_delta",
@@ -213,7 +231,7 @@ class StreamTranslator:
                     self._structured_reasoning = True
                     for kind, text in self._splitter.flush():
                         self._emit(kind, text, events)
-                self._blocks.thinking(reasoning, events)
+                self._emit("thinking", reasoning, events)
             content = _content_text(delta.get("content"))
             if content:
                 if self._structured_reasoning:
@@ -230,6 +248,7 @@ class StreamTranslator:
                     if self._tools.add(fragment) and self._salvage.holding:
                         # Real tool calls: nothing to salvage, so stop holding text back.
                         self._blocks.text(self._salvage.release(), events)
+                self._tools.pump(self._blocks, events)
         finish_reason = choice.get("finish_reason")
         if isinstance(finish_reason, str) and finish_reason:
             self._finish_reason = finish_reason
@@ -238,7 +257,9 @@ class StreamTranslator:
             self._matched_stop = matched_stop
 
     def _emit(self, kind: BlockKind, text: str, events: list[dict]) -> None:
-        if kind == "thinking":
+        if self._tools.started:
+            self._late.append((kind, text))
+        elif kind == "thinking":
             self._blocks.thinking(text, events)
         elif self._salvage.holding:
             text = self._salvage.hold(text)

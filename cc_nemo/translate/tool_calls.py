@@ -1,19 +1,27 @@
-"""Tool calls of a streamed reply: assembled from upstream fragments, and salvaged from JSON
-text a model wrote instead of calling (docs/wire.md, "The stream state machine": "Tool calls
-are buffered" and "Leaked JSON tool-call salvage").
+"""Tool calls of a streamed reply: written as their fragments arrive, and salvaged from JSON
+text a model wrote instead of calling (docs/wire.md, "The stream state machine": "How
+tool-call arguments stream" and "Leaked JSON tool-call salvage").
 
-Both only collect while the stream runs; the calls come out whole at the end, because a name
-can arrive after its arguments, fragments of several calls can interleave and arguments may
-need repair.
+A call's tool_use block starts once its name is known and every call seen before it has gone
+out; its input streams as far as `ObjectPrefix` can vouch for it, and the rest (whatever a
+repair decides) follows when the call can get no more text, usually at the end of the stream.
+One block is open at a time, so interleaved calls queue behind the open one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import json
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cc_nemo.translate.json_repair import compact_json, parse_arguments, repair_json
+from cc_nemo.translate.blocks import BlockWriter
+from cc_nemo.translate.json_repair import (
+    ObjectPrefix,
+    compact_json,
+    parse_arguments,
+    repair_json,
+)
 
 # (original tool name, input)
 ToolCall = tuple[str, dict[str, Any]]
@@ -21,25 +29,126 @@ ToolCall = tuple[str, dict[str, Any]]
 _FENCE = "```"
 
 
+class ArgumentStream:
+    """One call's argument text: what upstream sent so far, and the normalised JSON that can
+    already go out. `take` hands that out; `resolve` gives the rest when no more can come."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._prefix = ObjectPrefix()
+        self._taken: list[str] = []
+        # Upstream replaced the text with something that does not extend it (an object after
+        # string fragments) once part of it was out: nothing more streams, `resolve` decides.
+        self._frozen = False
+        self._parsed: tuple[str, bool] | None = None  # (compact JSON, usable) of the text
+
+    @property
+    def complete(self) -> bool:
+        """The top-level object closed: all of the input is out once taken."""
+        return self._prefix.done and not self._frozen
+
+    @property
+    def streamable(self) -> bool:
+        """Whether the text still reads as a JSON object; a fence, a list or garbage is
+        repaired whole at the end instead, where a cut-off call may still be dropped."""
+        return self._prefix.streamable
+
+    def append(self, text: str) -> None:
+        self._parts.append(text)
+        self._parsed = None
+        if not self._frozen:
+            self._prefix.feed(text)
+
+    def replace(self, text: str) -> None:
+        """Arguments sent as an object (or list): they replace the text, as a buffer would."""
+        old = "".join(self._parts)
+        self._parts = [text]
+        self._parsed = None
+        if self._frozen:
+            return
+        if text.startswith(old):
+            self._prefix.feed(text[len(old) :])
+        elif not self._taken:
+            self._prefix = ObjectPrefix()  # nothing went out: start over on the new text
+            self._prefix.feed(text)
+        else:
+            self._frozen = True
+
+    def take(self) -> str:
+        out = self._prefix.take()
+        if out:
+            self._taken.append(out)
+        return out
+
+    def usable(self) -> bool:
+        """Whether the whole text parses or repairs."""
+        return self._parse()[1]
+
+    def resolve(self) -> tuple[str, bool]:
+        """The rest of the input after what was taken, and whether the arguments were usable.
+
+        It is what the buffered path would give (the compact JSON of `parse_arguments`) when
+        that extends what went out, which holds for every text the repair can mend. Otherwise
+        what went out is closed as it stands if it is the same object (a repeated key), or
+        marked unusable with the raw text (docs/wire.md, "How tool-call arguments stream")."""
+        target, usable = self._parse()
+        sent = "".join(self._taken)
+        self._taken = [sent]
+        if target.startswith(sent):
+            return target[len(sent) :], usable
+        closing = self._prefix.closing()
+        if usable and _same_json(sent + closing, target):
+            return closing, True
+        return self._prefix.invalidating_tail("".join(self._parts)), False
+
+    def _parse(self) -> tuple[str, bool]:
+        if self._parsed is None:
+            arguments, usable = parse_arguments("".join(self._parts))
+            self._parsed = (compact_json(arguments), usable)
+        return self._parsed
+
+
+def _same_json(left: str, right: str) -> bool:
+    try:
+        return json.loads(left, strict=False) == json.loads(right, strict=False)
+    except (ValueError, RecursionError):
+        return False
+
+
 @dataclass
-class _ToolBuffer:
+class _ToolCall:
     upstream_id: str | None = None
     name: str = ""
-    argument_parts: list[str] = field(default_factory=list)
+    arguments: ArgumentStream = field(default_factory=ArgumentStream)
+    # Its index now feeds another call (or none): no fragment can reach it any more.
+    reachable: bool = True
 
 
 class ToolCallAssembler:
-    """Buffers `delta.tool_calls[]` fragments into whole calls, in first-seen order."""
+    """`delta.tool_calls[]` fragments in; tool_use blocks out through a `BlockWriter`, in
+    first-seen order, each as soon as it may start."""
 
-    def __init__(self, tool_name_map: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        tool_name_map: Mapping[str, str],
+        *,
+        new_tool_id: Callable[[], str],
+        single_call: bool = False,
+    ) -> None:
         self._tool_name_map = tool_name_map
-        self._buffers: list[_ToolBuffer] = []
+        self._new_tool_id = new_tool_id
+        self._single_call = single_call  # disable_parallel_tool_use: only the first call
+        self._calls: list[_ToolCall] = []
         # The call each upstream index currently feeds; a reused index moves to a new call.
-        self._by_index: dict[int, _ToolBuffer] = {}
+        self._by_index: dict[int, _ToolCall] = {}
         self._last_index: int | None = None
+        self._next = 0  # position in _calls of the next call to start
+        self._open: _ToolCall | None = None
+        # A tool_use block went out: later text must wait until after the tool blocks.
+        self.started = False
 
     def add(self, fragment: object) -> bool:
-        """Buffer one fragment; False when it carried nothing (Cloudflare's null finaliser)."""
+        """Take one fragment; False when it carried nothing (Cloudflare's null finaliser)."""
         if not isinstance(fragment, Mapping):
             return False
         function = fragment.get("function")
@@ -57,35 +166,97 @@ class ToolCallAssembler:
         if not isinstance(index, int) or isinstance(index, bool):
             index = self._last_index if self._last_index is not None else 0
         self._last_index = index
-        buffer = self._by_index.get(index)
-        if buffer is not None and buffer.name and _starts_new_call(buffer, call_id, name):
-            buffer = None  # some servers reuse one index for several calls
-        if buffer is None:
-            buffer = _ToolBuffer()
-            self._buffers.append(buffer)
-            self._by_index[index] = buffer
-        if call_id and not buffer.upstream_id:
-            buffer.upstream_id = call_id
-        if name and not buffer.name:
-            buffer.name = name
+        call = self._by_index.get(index)
+        if call is not None and call.name and _starts_new_call(call, call_id, name):
+            call.reachable = False
+            call = None  # some servers reuse one index for several calls
+        if call is None:
+            call = _ToolCall()
+            self._calls.append(call)
+            self._by_index[index] = call
+        if call_id and not call.upstream_id:
+            call.upstream_id = call_id
+        if name and not call.name:
+            call.name = name
         if isinstance(arguments, str):
-            buffer.argument_parts.append(arguments)
+            if arguments:
+                call.arguments.append(arguments)
         elif isinstance(arguments, dict | list):
-            buffer.argument_parts = [compact_json(arguments)]
+            call.arguments.replace(compact_json(arguments))
         return True
 
-    def calls(self, *, cut_off: bool) -> list[ToolCall]:
-        """The named calls with parsed (or repaired) arguments; after a `length` finish, calls
-        whose arguments are past repair are dropped: running them would do the wrong thing."""
-        calls: list[ToolCall] = []
-        for buffer in self._buffers:
-            if not buffer.name:
-                continue  # a call without a name cannot be answered
-            arguments, usable = parse_arguments("".join(buffer.argument_parts))
-            if not usable and cut_off:
+    def pump(self, blocks: BlockWriter, events: list[dict]) -> None:
+        """Write what may go out now: the open call's new input, its end once the object
+        closed, and the next calls' blocks as they become startable."""
+        while True:
+            call = self._open
+            if call is not None:
+                blocks.tool_json(call.arguments.take(), events)
+                if call.arguments.complete:
+                    blocks.close(events)
+                    self._open = None
+                elif not call.reachable:
+                    self._finish_open(blocks, events)
+                else:
+                    return
+            if self._single_call and self.started:
+                return
+            if self._next >= len(self._calls):
+                return
+            call = self._calls[self._next]
+            if not call.name:
+                if call.reachable:
+                    return  # its name may still come; the calls after it wait, keeping order
+                self._next += 1  # never named: dropped
                 continue
-            calls.append((self._tool_name_map.get(buffer.name, buffer.name), arguments))
-        return calls
+            if not call.arguments.streamable:
+                return  # repaired whole at the end; the calls after it wait, keeping order
+            self._next += 1
+            self._start(call, blocks, events)
+
+    def will_write(self, *, cut_off: bool) -> bool:
+        """Whether any tool_use block is or will be written (before `finish`)."""
+        if self.started:
+            return True
+        return any(
+            call.name and (call.arguments.usable() or not cut_off)
+            for call in self._calls[self._next :]
+        )
+
+    def finish(self, blocks: BlockWriter, events: list[dict], *, cut_off: bool) -> None:
+        """End of stream: the open call's rest, then the calls still waiting. After a `length`
+        finish a waiting call past repair is dropped (running a cut-off call would do harm);
+        one already started cannot be, and is marked unusable instead."""
+        if self._open is not None:
+            self._finish_open(blocks, events)
+        for call in self._calls[self._next :]:
+            if self._single_call and self.started:
+                break
+            if not call.name or (cut_off and not call.arguments.usable()):
+                continue
+            self._start(call, blocks, events)
+            self._finish_open(blocks, events)
+        self._next = len(self._calls)
+
+    def _start(self, call: _ToolCall, blocks: BlockWriter, events: list[dict]) -> None:
+        name = self._tool_name_map.get(call.name, call.name)
+        blocks.open_tool(self._new_tool_id(), name, events)
+        self.started = True
+        self._open = call
+        blocks.tool_json(call.arguments.take(), events)
+        if call.arguments.complete:
+            blocks.close(events)
+            self._open = None
+
+    def _finish_open(self, blocks: BlockWriter, events: list[dict]) -> None:
+        call = self._open
+        if call is None:
+            return
+        blocks.tool_json(call.arguments.take(), events)
+        rest, _ = call.arguments.resolve()
+        blocks.tool_json(rest, events)
+        blocks.close(events)
+        self._open = None
 
 
 # released: text goes straight out.
@@ -180,10 +351,10 @@ def _may_be_leaked_call(text: str) -> bool:
     return text[0] in "{[" or text.startswith(_FENCE) or _FENCE.startswith(text)
 
 
-def _starts_new_call(buffer: _ToolBuffer, call_id: str | None, name: str | None) -> bool:
-    if call_id is not None and buffer.upstream_id is not None:
-        return call_id != buffer.upstream_id
-    return call_id is None and name is not None and name != buffer.name
+def _starts_new_call(call: _ToolCall, call_id: str | None, name: str | None) -> bool:
+    if call_id is not None and call.upstream_id is not None:
+        return call_id != call.upstream_id
+    return call_id is None and name is not None and name != call.name
 
 
 def _non_empty_str(value: object) -> str | None:

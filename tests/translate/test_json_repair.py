@@ -25,7 +25,11 @@ from cc_nemo.translate.json_repair import compact_json, parse_arguments
         ('"text"', {"value": "text"}, True),
         ([1, 2], {"value": [1, 2]}, True),
         ("not json at all", {"_raw": "not json at all"}, False),
-        ('{"a": 1}}', {"_raw": '{"a": 1}}'}, False),
+        # Text after a complete object (a stray brace, the whole arguments repeated): the
+        # first object, which is what a streamed block has already closed on.
+        ('{"a": 1}}', {"a": 1}, True),
+        ('{"a": 1}{"a": 1}', {"a": 1}, True),
+        ('{"a": 1}, "b": 2}', {"a": 1}, True),
     ],
 )
 def test_arguments_are_parsed_or_repaired_into_an_object(

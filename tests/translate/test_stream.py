@@ -419,7 +419,9 @@ def test_emitted_tool_ids_are_fresh_and_valid_never_upstream_ids() -> None:
     assert all(ID_PATTERN.match(i) and "functions" not in i for i in ids)
 
 
-def test_tool_calls_are_emitted_after_text_even_when_text_comes_later() -> None:
+def test_text_after_a_started_tool_call_goes_after_the_tool_blocks() -> None:
+    # The tool_use block is out as soon as its name is known, so text that comes later can
+    # only follow it (it used to be moved before the buffered tool calls).
     events = checked(
         run_chunks(
             [
@@ -429,7 +431,21 @@ def test_tool_calls_are_emitted_after_text_even_when_text_comes_later() -> None:
             ]
         )
     )
-    assert blocks(events) == [("text", "Running T now."), ("tool_use:T", "{}")]
+    assert blocks(events) == [("tool_use:T", "{}"), ("text", "Running T now.")]
+
+
+def test_text_before_a_tool_call_has_a_name_still_comes_first() -> None:
+    events = checked(
+        run_chunks(
+            [
+                delta(tool_calls=[fragment(0, arguments='{"a":1}')]),
+                delta(content="Running T now."),
+                delta(tool_calls=[fragment(0, id="c", name="T")]),
+                delta("tool_calls"),
+            ]
+        )
+    )
+    assert blocks(events) == [("text", "Running T now."), ("tool_use:T", '{"a":1}')]
 
 
 def test_tool_call_with_no_arguments_gets_an_empty_object_not_missing_input() -> None:
