@@ -1,0 +1,133 @@
+"""The translation memos through a real proxy: Claude Code's turns, one input changed at a time,
+reach the upstream exactly as translating them without any memo would (docs/architecture.md,
+"Caches")."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+
+from cc_nemo.translate import memo
+from cc_nemo.translate.request import translate_request
+from tests.fixtures import ProxyUnderTest
+
+FIXTURE = (
+    Path(__file__).parent.parent / "translate" / "fixtures" / "claude_code_2_1_330_read_turn.json"
+)
+
+
+@pytest.fixture(autouse=True)
+def empty_memos() -> Iterator[None]:
+    memo.clear_all()
+    yield
+    memo.clear_all()
+
+
+def claude_code_turn() -> dict[str, Any]:
+    request = orjson.loads(FIXTURE.read_bytes())
+    request["stream"] = False
+    return request
+
+
+def expected_upstream_body(proxy: ProxyUnderTest, request: dict[str, Any]) -> Any:
+    """What the upstream must receive: the request translated with every memo bypassed."""
+    settings = proxy.settings
+    spec = settings.main_model
+    with memo.bypassed():
+        body = translate_request(
+            copy.deepcopy(request),
+            spec,
+            upstream_model=settings.provider.upstream_model_id(spec.model),
+        ).body
+    return orjson.loads(orjson.dumps(body))
+
+
+async def send(proxy: ProxyUnderTest, request: dict[str, Any]) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{proxy.url}/v1/messages?beta=true",
+            data=orjson.dumps(request),
+            headers={**proxy.auth_headers(), "Content-Type": "application/json"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+    return proxy.fake.requests[-1].body
+
+
+def _read_tool(request: dict[str, Any]) -> dict[str, Any]:
+    return next(tool for tool in request["tools"] if tool["name"] == "Read")
+
+
+def schema_property(request: dict[str, Any]) -> None:
+    prop = _read_tool(request)["input_schema"]["properties"]["file_path"]
+    prop["description"] = "Y" + prop["description"][1:]  # same length
+
+
+def system_prompt(request: dict[str, Any]) -> None:
+    block = max(request["system"], key=lambda b: len(b["text"]))
+    block["text"] = block["text"].replace("e", "E", 1)  # same length
+
+
+def history_text(request: dict[str, Any]) -> None:
+    # The longest text in the history (remembered by the token estimate), same length.
+    blocks = [
+        block
+        for message in request["messages"]
+        if isinstance(message["content"], list)
+        for block in message["content"]
+        if isinstance(block.get("content"), str) or isinstance(block.get("text"), str)
+    ]
+    block = max(blocks, key=lambda b: len(b.get("content") or b.get("text") or ""))
+    field = "content" if isinstance(block.get("content"), str) else "text"
+    block[field] = block[field][::-1]
+
+
+@pytest.mark.parametrize("change", [schema_property, system_prompt, history_text])
+async def test_each_turn_reaches_the_upstream_as_translated_afresh(
+    proxy: ProxyUnderTest, change: Callable[[dict[str, Any]], None]
+) -> None:
+    request = claude_code_turn()
+    first = await send(proxy, request)
+    assert first == expected_upstream_body(proxy, request)
+    hits = sum(m.hits for m in memo.all_memos())
+    assert await send(proxy, request) == first
+    assert sum(m.hits for m in memo.all_memos()) > hits  # the second turn was remembered
+
+    changed = copy.deepcopy(request)
+    change(changed)
+    sent = await send(proxy, changed)
+    assert sent == expected_upstream_body(proxy, changed)
+    assert sent != first
+    assert await send(proxy, request) == first
+
+
+async def test_count_tokens_follows_a_changed_text(proxy: ProxyUnderTest) -> None:
+    request = claude_code_turn()
+    del request["max_tokens"]
+
+    async def count(body: dict[str, Any]) -> int:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{proxy.url}/v1/messages/count_tokens",
+                data=orjson.dumps(body),
+                headers={**proxy.auth_headers(), "Content-Type": "application/json"},
+            ) as response,
+        ):
+            assert response.status == 200
+            return (await response.json())["input_tokens"]
+
+    before = await count(request)
+    assert await count(request) == before
+    changed = copy.deepcopy(request)
+    block = max(changed["system"], key=lambda b: len(b["text"]))
+    # Letters for digits, same length: the estimate counts digits at 0.9, letters at 0.22.
+    block["text"] = "9" * 200 + block["text"][200:]
+    assert await count(changed) > before
