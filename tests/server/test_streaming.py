@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 
 from cc_nemo.translate.sse import SSEDecoder
 from tests.fake_upstream import Reply, chunk, text_stream, usage_block
-from tests.fixtures import MakeProxy, ProxyUnderTest
+from tests.fixtures import MakeProxy, ProxyUnderTest, proxy_settings
 
 REQUEST = {
     "model": "claude-sonnet-5",
@@ -72,37 +74,85 @@ async def test_fast_upstream_needs_no_ping(proxy: ProxyUnderTest) -> None:
     assert names[0] == "message_start" and names[-1] == "message_stop"
 
 
-async def test_pings_continue_while_tool_arguments_are_buffered(make_proxy: MakeProxy) -> None:
-    proxy = await make_proxy(ping_interval=0.2, commit_timeout=0.1)
-    fragments = ['{"command": "', "echo ", "one ", "two ", "three ", "four", '"}']
-    chunks = [
-        chunk(
-            {"tool_calls": [{"id": "call_1", "index": 0, "type": "function",
-                             "function": {"name": "Bash", "arguments": ""}}]},
-            usage=usage_block(10, 1),
-        ),
-        *[
-            chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]},
-                  usage=usage_block(10, 2 + i))
-            for i, part in enumerate(fragments)
-        ],
-        chunk({}, finish_reason="tool_calls", usage=usage_block(10, 12)),
-    ]  # fmt: skip
-    proxy.fake.enqueue(Reply.stream(chunks, chunk_delay=0.12))
+async def test_tool_arguments_reach_the_client_while_the_upstream_is_still_writing_them(
+    tmp_path: Path,
+) -> None:
+    # The upstream sends the call's name and the first argument fragment, then holds the rest
+    # until the client has seen the tool_use block and its first input: a proxy that buffered
+    # tool calls until the upstream ended would never get there (docs/wire.md, "How tool-call
+    # arguments stream").
+    from cc_nemo.proxy.app import start_proxy
+    from cc_nemo.proxy.usage import UsageLedger
+
+    client_saw_input = asyncio.Event()
+    first = {"id": "call_1", "index": 0, "type": "function",
+             "function": {"name": "Bash", "arguments": '{"command": "echo '}}  # fmt: skip
+    rest = ["one ", "two", '"}']
+
+    async def upstream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(payload: dict[str, Any]) -> None:
+            await response.write(b"data: " + orjson.dumps(payload) + b"\n\n")
+
+        await send(chunk({"tool_calls": [first]}, usage=usage_block(10, 1)))
+        await client_saw_input.wait()
+        for part in rest:
+            await send(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+        await send(chunk({}, finish_reason="tool_calls", usage=usage_block(10, 8)))
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", upstream)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = proxy_settings(f"http://127.0.0.1:{port}", log_file=tmp_path / "proxy.log")
+    running = await start_proxy(settings, ledger=UsageLedger())
     payload = {
         **REQUEST,
         "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {}}}],
     }
-    events = await timed_events(proxy, payload)
-    names = [name for _, name, _ in events]
-    first_block = names.index("content_block_start")
-    assert names[:first_block].count("ping") >= 2
-    arguments = "".join(
-        p["delta"]["partial_json"]
-        for _, name, p in events
-        if name == "content_block_delta" and p["delta"]["type"] == "input_json_delta"
-    )
-    assert orjson.loads(arguments) == {"command": "echo one two three four"}
+    events: list[tuple[str, dict]] = []
+
+    async def read() -> None:
+        decoder = SSEDecoder()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{running.url}/v1/messages?beta=true",
+                json=payload,
+                headers={"Authorization": f"Bearer {settings.session_token}"},
+            ) as response,
+        ):
+            assert response.status == 200
+            async for data in response.content.iter_any():
+                for message in decoder.feed(data):
+                    event = orjson.loads(message.data)
+                    events.append((message.event, event))
+                    if event.get("delta", {}).get("type") == "input_json_delta":
+                        client_saw_input.set()
+
+    try:
+        await asyncio.wait_for(read(), timeout=10)
+    finally:
+        await running.stop()
+        await runner.cleanup()
+    names = [name for name, _ in events]
+    start = events[names.index("content_block_start")][1]["content_block"]
+    assert start["type"] == "tool_use" and start["name"] == "Bash"
+    pieces = [
+        event["delta"]["partial_json"]
+        for name, event in events
+        if name == "content_block_delta" and event["delta"]["type"] == "input_json_delta"
+    ]
+    assert pieces[0] == '{"command":"echo'  # its trailing space waits for more of the string
+    assert orjson.loads("".join(pieces)) == {"command": "echo one two"}
+    assert names[-2:] == ["message_delta", "message_stop"]
 
 
 async def test_fifty_concurrent_streams_do_not_cross_talk(proxy: ProxyUnderTest) -> None:
