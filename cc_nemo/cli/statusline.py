@@ -48,10 +48,11 @@ def main() -> int:
     except Exception:  # a status line never shows a traceback (see the module docstring)
         line = FALLBACK_NAME
     try:
-        sys.stdout.write(line + "\n")
+        # UTF-8 whatever the locale says: claude decodes it so, and "│" must never fail.
+        sys.stdout.buffer.write((line + "\n").encode("utf-8"))
         sys.stdout.flush()
-    except OSError:
-        pass  # claude closed the pipe: nobody left to show the line to
+    except (OSError, AttributeError, ValueError):
+        pass  # claude closed the pipe (nobody left to show it to), or no stdout at all
     return 0
 
 
@@ -63,7 +64,7 @@ def read_stdin() -> dict[str, Any]:
     try:
         data = stream.buffer.read(MAX_STDIN_BYTES)
         value = json.loads(data) if data.strip() else {}
-    except (ValueError, OSError):
+    except (ValueError, OSError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
@@ -182,9 +183,13 @@ def local_midnight(now: float) -> float:
 
 
 def _model_label(alias: str, usage: LedgerUsage | None) -> str:
-    """The model's alias; `asked → answered` when a fallback answered the latest request."""
-    if usage is not None and usage.answered and usage.answered != usage.asked:
-        return f"{usage.asked or alias} → {usage.answered}"
+    """The model's alias; `asked → answered` when a fallback answered the session's latest
+    request for this model (after a `/model` switch, the older request no longer counts)."""
+    if usage is None or not usage.answered or not usage.asked:
+        return alias
+    asked = usage.asked.removeprefix(DISCOVERY_PREFIX)
+    if usage.answered != usage.asked and asked == alias:
+        return f"{alias} → {usage.answered}"
     return alias
 
 
@@ -223,10 +228,16 @@ def catalog_window(alias: str) -> int | None:
         return None
 
 
+SMALLEST_USD = 0.0001
+
+
 def format_usd(amount: float) -> str:
-    """$1,234.56; under a cent, four decimals (a short session is not "$0.00")."""
+    """$1,234.56; under a cent, four decimals, so a short session is not "$0.00"; under
+    $0.0001, "<$0.0001" (a few test tokens), never a "$0.0000" that reads as free."""
     if amount == 0:
         return "$0.00"
+    if 0 < amount < SMALLEST_USD:
+        return f"<${SMALLEST_USD}"
     if abs(amount) < 0.01:
         return f"${amount:.4f}"
     return f"${amount:,.2f}"

@@ -176,6 +176,8 @@ def _period_label(grouping: str, key: str) -> str:
 
 
 def _numbers(totals: Totals) -> list[str]:
+    from cc_nemo.cli.statusline import format_usd
+
     return [
         f"{totals.requests:,}",
         f"{totals.input_tokens:,}",
@@ -196,18 +198,10 @@ def _notes(totals: Totals) -> str:
     return "; ".join(parts) + "." if parts else ""
 
 
-def format_usd(amount: float) -> str:
-    """$1,234.56; under a cent, four decimals so small sessions do not all read $0.00."""
-    if amount == 0:
-        return "$0.00"
-    if abs(amount) < 0.01:
-        return f"${amount:.4f}"
-    return f"${amount:,.2f}"
-
-
 def cost_chart(result: Report) -> list[str]:
     """One bar per period, empty periods included, the latest CHART_MAX_PERIODS; bars are cost,
     or tokens when nothing had a price (a local model)."""
+    from cc_nemo.cli.statusline import format_usd
     from cc_nemo.ledger.report import period_keys
 
     if not result.rows:
