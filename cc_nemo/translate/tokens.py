@@ -31,7 +31,7 @@ high: a 40 KB 500-line `cat -n` file comes out near 12,000. Counting works on by
 
 from __future__ import annotations
 
-import sys
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,21 +60,18 @@ _UTF8_LEADING = bytes(range(192, 256))
 _SLICE = 1 << 20
 
 # Claude Code sends the same system prompt, tools and history every turn. Each text's counts
-# are remembered under the text itself (hashing and comparing it is ~4x cheaper than counting
-# it), each tool's under its JSON. Short texts cost less to count than to look up.
+# are remembered under the SHA-256 of its UTF-8 (hashing is ~2x cheaper than counting, and
+# keeps nothing of the text alive), each tool's under its JSON. Short texts cost less to count
+# than to look up.
 TEXT_MEMO_MIN_CHARS = 512
-TEXT_MEMO_MAX_ENTRIES = 8192
-# What the remembered texts may keep alive (sys.getsizeof): the history a 262k-token window
-# admits is ~1.3 MB, so three sessions' at once, or the bench's 2 MB one. A history beyond it
-# misses every time (least recently used goes first, in history order): ~15 % more to count
-# (a 6 MB history: 15.8 -> 18.3 ms; 2 MB, remembered: 5.5 -> 1.9 ms).
-TEXT_MEMO_MAX_BYTES = 4 * 1024 * 1024
+# ~200 bytes an entry (digest, counts, LRU links): at most ~1 MB.
+TEXT_MEMO_MAX_ENTRIES = 4096
 TOOL_MEMO_MAX_ENTRIES = 1024
 # Keys only: the values are four counts.
 TOOL_MEMO_MAX_BYTES = 1024 * 1024
 _Counts = tuple[int, int, int, int]
-_TEXT_COUNTS: BoundedMemo[str, _Counts] = BoundedMemo(
-    "text token counts", max_entries=TEXT_MEMO_MAX_ENTRIES, max_weight=TEXT_MEMO_MAX_BYTES
+_TEXT_COUNTS: BoundedMemo[bytes, _Counts] = BoundedMemo(
+    "text token counts", max_entries=TEXT_MEMO_MAX_ENTRIES, max_weight=TEXT_MEMO_MAX_ENTRIES
 )
 # A tool's name, description and schema: their counts and how many pieces they were.
 _TOOL_COUNTS: BoundedMemo[bytes, tuple[_Counts, int]] = BoundedMemo(
@@ -103,7 +100,7 @@ class _Tally:
             if len(text) < TEXT_MEMO_MIN_CHARS:
                 _add_bytes(self.counts, text.encode("utf-8", "surrogatepass"))
             elif remember:
-                counts = _TEXT_COUNTS.get(text, sys.getsizeof(text), lambda: _text_counts(text))
+                counts = _TEXT_COUNTS.get(_digest(text), 1, lambda: _text_counts(text))
                 self._add_counts(counts, 0)
             else:
                 self._add_counts(_text_counts(text), 0)
@@ -150,6 +147,14 @@ class _Tally:
         counts = list(self.counts)
         counts[0] += self.pieces - 1  # the joining newlines
         return _tokens_from_counts(counts) + self.extra_tokens
+
+
+def _digest(text: str) -> bytes:
+    """SHA-256 of the text's UTF-8 (surrogates passed, as counted), a slice at a time."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), _SLICE):
+        digest.update(text[start : start + _SLICE].encode("utf-8", "surrogatepass"))
+    return digest.digest()
 
 
 def _text_counts(text: str) -> _Counts:

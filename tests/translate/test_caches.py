@@ -4,7 +4,6 @@ changed input translated afresh (same length included), and the bounds kept."""
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +128,11 @@ def _history_block_digit(request: dict[str, Any]) -> None:
     block["content"] = block["content"].replace("value_1", "value_x", 1)
 
 
+def _history_block_last_char(request: dict[str, Any]) -> None:
+    block = request["messages"][-1]["content"][0]
+    block["content"] = block["content"][:-1] + "7"  # "ï" -> "7": the very last character
+
+
 def _system_prompt(request: dict[str, Any]) -> None:
     system = request["system"]
     block = max(system, key=lambda b: len(b["text"]))
@@ -149,6 +153,7 @@ def _tool_description_same_length(request: dict[str, Any]) -> None:
         _schema_keyword_added,
         _history_block_text,
         _history_block_digit,
+        _history_block_last_char,
         _system_prompt,
         _tool_description_same_length,
     ],
@@ -206,7 +211,7 @@ def test_a_tool_that_json_cannot_key_is_translated_without_the_memo() -> None:
 
 
 def test_the_memos_stay_within_their_bounds() -> None:
-    for turn in range(2 * tokens.TEXT_MEMO_MAX_ENTRIES // 50):
+    for turn in range(400):
         request = with_history(claude_code_request(), 0)
         for tool in request["tools"]:
             tool["description"] = f"{turn} " + tool["description"]
@@ -233,18 +238,30 @@ def test_the_tool_memos_keep_their_entry_count() -> None:
     assert len(tokens._TOOL_COUNTS) == tokens.TOOL_MEMO_MAX_ENTRIES
 
 
-def test_the_text_memo_is_bounded_by_what_it_keeps_alive() -> None:
-    # 300 KB texts: the byte budget binds long before the entry count.
-    texts = [f"{n:06d}" + "x" * 300_000 for n in range(60)]
-    expected = []
+def test_the_text_memo_keeps_its_entry_count_and_no_text() -> None:
+    texts = [f"{n:06d} " + "word " * 200 for n in range(tokens.TEXT_MEMO_MAX_ENTRIES + 500)]
     with memo.bypassed():
         expected = [estimate_tokens({"messages": [{"role": "user", "content": t}]}) for t in texts]
-    for _ in range(2):
-        got = [estimate_tokens({"messages": [{"role": "user", "content": t}]}) for t in texts]
-        assert got == expected
+    got = [estimate_tokens({"messages": [{"role": "user", "content": t}]}) for t in texts]
+    assert got == expected
     counts = tokens._TEXT_COUNTS
-    assert counts.weight <= tokens.TEXT_MEMO_MAX_BYTES
-    assert len(counts) == tokens.TEXT_MEMO_MAX_BYTES // sys.getsizeof(texts[0])
+    assert len(counts) == tokens.TEXT_MEMO_MAX_ENTRIES
+    # Digests, not the texts: nothing of a 1 KB text stays alive with its entry.
+    assert all(len(key) == 32 for key in counts._entries)
+
+
+def test_a_text_longer_than_a_slice_is_remembered_whole() -> None:
+    # Hashed slice by slice like it is counted: a change in the last slice is a new entry.
+    text = "a" * (tokens._SLICE + 10)
+    changed = text[:-1] + "7"
+    with memo.bypassed():
+        expected = [
+            estimate_tokens({"messages": [{"role": "user", "content": t}]}) for t in (text, changed)
+        ]
+    assert [
+        estimate_tokens({"messages": [{"role": "user", "content": t}]}) for t in (text, changed)
+    ] == expected
+    assert expected[0] != expected[1]
 
 
 def test_short_texts_are_counted_not_remembered() -> None:
