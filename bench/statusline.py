@@ -6,7 +6,8 @@ interpreter (start-up and site-packages, which no entry point can avoid).
 
 Without --ledger it builds a ledger of 20,000 requests over 60 days in a temporary directory
 (about a heavy user's two months), so the session and today's sums run against a real index.
-Runs alternate between the commands so a busy machine slows them alike."""
+Runs alternate between the commands so a busy machine slows them alike. Bytecode is written
+once to a scratch directory, as a pip install compiles it, even under PYTHONDONTWRITEBYTECODE."""
 
 from __future__ import annotations
 
@@ -139,6 +140,10 @@ def main() -> None:
             build_ledger(ledger)
         # As under `cc-proxy run`, whose environment claude passes on to the status line.
         env = {**os.environ, "CC_PROXY_LEDGER": str(ledger), MAX_CONTEXT_ENV: "256000"}
+        # As installed: pip byte-compiles the package, so no run compiles our sources. The
+        # bytecode goes to a scratch directory (the first, untimed run writes it).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(scratch) / "pycache")
         stdin = json.dumps(RECORDED_STDIN).encode()
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -152,10 +157,12 @@ def main() -> None:
             name = "statusline, not under run"
             commands[name] = shlex.split(args.command)
             environments[name] = {k: v for k, v in env.items() if k != MAX_CONTEXT_ENV}
-        sample = subprocess.run(
-            commands["cc-proxy statusline"], input=stdin, capture_output=True, env=env, check=True
-        )
-        print(f"output: {sample.stdout.decode().rstrip()}")
+        for name, argv in commands.items():
+            sample = subprocess.run(
+                argv, input=stdin, capture_output=True, env=environments[name], check=True
+            )
+            if name == "cc-proxy statusline":
+                print(f"output: {sample.stdout.decode().rstrip()}")
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):

@@ -75,13 +75,18 @@ def render(status: dict[str, Any], env: dict[str, str], now: float) -> str:
     model = _mapping(status.get("model"))
     model_id = _text(model.get("id"))
     alias = model_id.removeprefix(DISCOVERY_PREFIX) or _text(model.get("display_name"))
+    # Anthropic's own models (the line installed for good, claude not through cc-proxy) go by
+    # the name Claude Code gives them.
+    shown = _text(model.get("display_name")) if alias.startswith("claude") else alias
     usage = read_ledger(ledger_path(env), session_id, local_midnight(now))
-    parts = [_model_label(alias, usage) or FALLBACK_NAME]
+    parts = [_model_label(alias, usage, shown or alias) or FALLBACK_NAME]
     if usage is not None and usage.requests:
         parts.append(
             f"session {format_usd(usage.session_cost)}, {compact(usage.session_tokens)} tokens"
         )
-    elif session_id and alias:
+    elif session_id and alias and not alias.startswith("claude"):
+        # (A session on Anthropic's own models, with the line installed for good, has no
+        # requests through cc-proxy to wait for.)
         parts.append("no requests yet")
     context = context_part(status, env, alias)
     if context:
@@ -182,15 +187,15 @@ def local_midnight(now: float) -> float:
     return time.mktime((today.tm_year, today.tm_mon, today.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-def _model_label(alias: str, usage: LedgerUsage | None) -> str:
-    """The model's alias; `asked → answered` when a fallback answered the session's latest
+def _model_label(alias: str, usage: LedgerUsage | None, shown: str) -> str:
+    """The model's name; `alias → answered` when a fallback answered the session's latest
     request for this model (after a `/model` switch, the older request no longer counts)."""
     if usage is None or not usage.answered or not usage.asked:
-        return alias
+        return shown
     asked = usage.asked.removeprefix(DISCOVERY_PREFIX)
     if usage.answered != usage.asked and asked == alias:
         return f"{alias} → {usage.answered}"
-    return alias
+    return shown
 
 
 def context_part(status: dict[str, Any], env: dict[str, str], alias: str) -> str:

@@ -263,6 +263,9 @@ def test_outside_run_the_window_is_the_catalogs(ledger: Path) -> None:
     # Claude's own models and names no catalog knows keep the JSON's window.
     claude = {**LATER, "model": {"id": "claude-opus-4-5", "display_name": "Opus"}}
     assert "context 73k of 256k (29%)" in line_for(claude, ledger, env={})
+    # Not through cc-proxy at all: nothing to wait for, and today's cc-proxy spend.
+    anthropic = {**claude, "session_id": "on-anthropic"}
+    assert line_for(anthropic, ledger, env={}) == ("Opus │ context 73k of 256k (29%) │ today $1.15")
     unknown = {**assumed, "model": {"id": "mystery"}}
     assert "context 73k of 1M (7%)" in line_for(unknown, ledger, env={})
 
