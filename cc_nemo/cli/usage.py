@@ -202,12 +202,18 @@ def cost_chart(result: Report) -> list[str]:
     """One bar per period, empty periods included, the latest CHART_MAX_PERIODS; bars are cost,
     or tokens when nothing had a price (a local model)."""
     from cc_nemo.cli.statusline import format_usd
-    from cc_nemo.ledger.report import period_keys
+    from cc_nemo.ledger.report import period_key, period_keys
 
     if not result.rows:
         return []
-    keys = period_keys(result.grouping, result.rows[0].key, result.rows[-1].key)
-    keys = keys[-CHART_MAX_PERIODS:]
+    first, last = result.rows[0].key, result.rows[-1].key
+    # The periods asked for, not only those with requests: `--since 7d` charts seven days.
+    if result.since is not None:
+        first = min(first, period_key(result.grouping, result.since))
+        end = result.until or datetime.now().astimezone()
+        last = max(last, period_key(result.grouping, end - timedelta(microseconds=1)))
+    every = period_keys(result.grouping, first, last)
+    keys = every[-CHART_MAX_PERIODS:]
     by_key = {row.key: row.totals for row in result.rows}
     by_cost = result.totals.cost_usd > 0
     values = [
@@ -219,8 +225,8 @@ def cost_chart(result: Report) -> list[str]:
         return []
     what = "Cost" if by_cost else "Tokens"
     title = f"{what} per {result.grouping}"
-    if len(keys) == CHART_MAX_PERIODS and len(by_key) > len([k for k in keys if k in by_key]):
-        title += f" (the last {CHART_MAX_PERIODS})"
+    if len(every) > len(keys):
+        title += f" (the last {len(keys)})"
     labels = [_period_label(result.grouping, key) for key in keys]
     label_width = max(len(label) for label in labels)
     lines = [title]

@@ -264,6 +264,16 @@ def _sort_key(grouping: Grouping) -> Callable[[ReportRow], Any]:
     return lambda row: (row.last_ts, row.key)
 
 
+def period_key(grouping: Grouping, moment: datetime) -> str:
+    """The key of the local day, week or month holding `moment` (as SQLite names them)."""
+    day = moment.astimezone().date()
+    if grouping == "month":
+        return f"{day:%Y-%m}"
+    if grouping == "week":
+        day -= timedelta(days=day.weekday())
+    return day.isoformat()
+
+
 def period_keys(grouping: Grouping, first: str, last: str) -> list[str]:
     """Every period key from `first` to `last` inclusive (the chart shows empty days too)."""
     if grouping == "month":

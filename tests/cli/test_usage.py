@@ -183,3 +183,18 @@ def test_a_file_that_is_not_a_ledger_is_one_line(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"cc-proxy: error: cannot read the usage ledger {path}")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_the_chart_shows_every_period_asked_for(ledger: Path) -> None:
+    lines = run_cli("usage", "--since", "3d").stdout.splitlines()
+    chart = lines[lines.index("Cost per day") + 1 : -1]
+    assert [line.split()[1] for line in chart] == [local_day(-2), local_day(-1), local_day(0)]
+    assert chart[0].endswith(" $0.00")  # no requests that day: an empty bar
+
+
+def test_a_long_chart_keeps_the_latest_periods(ledger: Path) -> None:
+    lines = run_cli("usage", "--since", "60d").stdout.splitlines()
+    assert "Cost per day (the last 31)" in lines
+    chart = lines[lines.index("Cost per day (the last 31)") + 1 : -1]
+    assert len(chart) == 31
+    assert chart[-1].split()[1] == local_day(0)

@@ -280,3 +280,10 @@ def test_period_keys_fill_the_gaps() -> None:
         "2027-01",
         "2027-02",
     ]
+
+
+def test_period_key_names_the_period_holding_a_moment() -> None:
+    sunday_night = datetime.fromisoformat("2026-11-08T23:30").astimezone()
+    assert report.period_key("day", sunday_night) == "2026-11-08"
+    assert report.period_key("week", sunday_night) == "2026-11-02"
+    assert report.period_key("month", sunday_night) == "2026-11"
