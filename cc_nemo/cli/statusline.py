@@ -88,7 +88,8 @@ def render(status: dict[str, Any], env: dict[str, str], now: float) -> str:
         # (A session on Anthropic's own models, with the line installed for good, has no
         # requests through cc-proxy to wait for.)
         parts.append("no requests yet")
-    context = context_part(status, env, alias)
+    # No model, no session to speak of (empty or garbled JSON): no context either.
+    context = context_part(status, env, alias) if alias else ""
     if context:
         parts.append(context)
     if usage is not None:

@@ -215,12 +215,10 @@ def test_the_ledger_location_needs_no_platformdirs_on_linux(
     ],
 )
 def test_any_input_gives_one_line_and_exit_0(ledger: Path, stdin: bytes) -> None:
-    done = run_entry(stdin, {schema.ENV_LEDGER_PATH: str(ledger)})
+    done = run_entry(stdin, {schema.ENV_LEDGER_PATH: str(ledger), **UNDER_RUN})
     assert done.returncode == 0
     assert done.stderr == ""
-    assert done.stdout.count("\n") == 1
-    assert done.stdout.startswith("cc-proxy")
-    assert done.stdout.rstrip().endswith("today $1.15")
+    assert done.stdout == "cc-proxy │ today $1.15\n"
 
 
 def test_no_ledger_yet_still_gives_a_line_and_creates_nothing(tmp_path: Path) -> None:
