@@ -32,7 +32,12 @@ from cc_nemo.translate.errors import (
     is_transient,
     map_upstream_error,
 )
-from cc_nemo.translate.request import InvalidRequest, translate_request, validate_request
+from cc_nemo.translate.request import (
+    CheckedRequest,
+    InvalidRequest,
+    check_request,
+    translate_request,
+)
 from cc_nemo.translate.response import MessageAccumulator, translate_completion
 from cc_nemo.translate.sse import SSEDecoder, SSELineTooLong
 from cc_nemo.translate.stream import StreamTranslator
@@ -57,7 +62,8 @@ class MessagesRelay:
         if isinstance(payload, dict) and isinstance(payload.get("model"), str):
             exchange.requested_model = payload["model"]  # for the log line, even if invalid
         try:
-            validate_request(payload)
+            # Validated once; the check's tool keys serve every translation of it.
+            checked = check_request(payload)
         except InvalidRequest as exc:
             raise ErrorReply(invalid_request(str(exc))) from None
         if self.settings.log_bodies:
@@ -76,8 +82,8 @@ class MessagesRelay:
             headers = self._upstream_headers(request, stream=exchange.stream, anthropic=True)
             return await answer_passthrough(request, exchange, payload, self.calls, headers)
 
-        route = self._route(payload, spec)
-        fallbacks = _Fallbacks(self, exchange, payload, self.settings.fallbacks_for(spec))
+        route = self._route(checked, spec)
+        fallbacks = _Fallbacks(self, exchange, checked, self.settings.fallbacks_for(spec))
         headers = self._upstream_headers(request, stream=exchange.stream)
         if exchange.stream:
             writer = writer_for(request, exchange, self.settings, hold=True)
@@ -100,13 +106,11 @@ class MessagesRelay:
         exchange.spec = spec
         exchange.upstream_model = self.settings.provider.upstream_model_id(spec.model)
 
-    def _route(self, payload: Mapping[str, Any], spec: ModelSpec) -> Route:
+    def _route(self, checked: CheckedRequest, spec: ModelSpec) -> Route:
         """The request translated for `spec`'s limits and quirks; ErrorReply if it can't be."""
         upstream_model = self.settings.provider.upstream_model_id(spec.model)
         try:
-            translated = translate_request(
-                payload, spec, upstream_model=upstream_model, validated=True
-            )
+            translated = translate_request(checked, spec, upstream_model=upstream_model)
         except InvalidRequest as exc:
             raise ErrorReply(invalid_request(str(exc))) from None
         body = translated.body
@@ -224,12 +228,12 @@ class _Fallbacks:
         self,
         relay: MessagesRelay,
         exchange: Exchange,
-        payload: Mapping[str, Any],
+        checked: CheckedRequest,
         specs: tuple[ModelSpec, ...],
     ) -> None:
         self._relay = relay
         self._exchange = exchange
-        self._payload = payload
+        self._checked = checked
         self._specs = list(specs)
 
     def after(self, error: AnthropicError) -> Route | None:
@@ -239,7 +243,7 @@ class _Fallbacks:
         while self._specs:
             spec = self._specs.pop(0)
             try:
-                route = self._relay._route(self._payload, spec)
+                route = self._relay._route(self._checked, spec)
             except ErrorReply as exc:
                 exchange.notes.append(f"fallback {spec.alias} skipped: {exc.error.message}")
                 continue

@@ -64,6 +64,18 @@ class BoundedMemo(Generic[K, V]):
                 self._weight -= dropped
         return value
 
+    def known(self, key: K) -> bool:
+        """Whether `key` is remembered (and now the most recent); never inside `bypassed()`."""
+        if _bypass_depth or key not in self._entries:
+            return False
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return True
+
+    def remember(self, key: K, weight: int, value: V) -> None:
+        """Remember `value` under `key` (a value computed elsewhere)."""
+        self.get(key, weight, lambda: value)
+
     @property
     def weight(self) -> int:
         return self._weight

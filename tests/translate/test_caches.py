@@ -12,8 +12,15 @@ import orjson
 import pytest
 
 from cc_nemo.translate import memo, tokens, tools
+from cc_nemo.translate import request as request_module
 from cc_nemo.translate.memo import BoundedMemo
-from cc_nemo.translate.request import translate_request
+from cc_nemo.translate.request import (
+    MAX_NESTING_DEPTH,
+    InvalidRequest,
+    check_request,
+    translate_request,
+    validate_request,
+)
 from cc_nemo.translate.tokens import estimate_tokens
 from tests.translate.support import builtin
 
@@ -323,3 +330,103 @@ def test_a_memo_keeps_its_weight_budget() -> None:
     assert (len(m), m.weight) == (2, 8)
     m.clear()
     assert (len(m), m.weight) == (0, 0)
+
+
+# ---- tools that passed the nesting check -------------------------------------------------------
+
+
+def nested_schema(depth: int, leaf: Any = None) -> Any:
+    """An object schema `depth` levels deep (properties.a.properties.a...)."""
+    value: Any = {"type": "string"} if leaf is None else leaf
+    for _ in range(depth):
+        value = {"type": "object", "properties": {"a": value}}
+    return value
+
+
+def with_deep_tool(request: dict[str, Any], depth: int) -> dict[str, Any]:
+    request = copy.deepcopy(request)
+    request["tools"].append({"name": "Deep", "input_schema": nested_schema(depth)})
+    return request
+
+
+def test_a_remembered_tool_is_not_walked_but_a_changed_one_is() -> None:
+    request = claude_code_request()
+    validate_request(request)  # the 21 tools are remembered as within the limit
+    assert len(request_module._WITHIN_NESTING) == len(request["tools"])
+    # The same tools plus one too deep: refused, and the error names the new tool's path.
+    too_deep = with_deep_tool(request, 70)
+    with pytest.raises(InvalidRequest, match=r"^tools\.21\.input_schema\.properties\.a\."):
+        validate_request(too_deep)
+    # One level less passes; the tools before it were not walked again.
+    hits = request_module._WITHIN_NESTING.hits
+    validate_request(with_deep_tool(request, 61))
+    assert request_module._WITHIN_NESTING.hits == hits + len(request["tools"])
+
+
+def test_a_remembered_tool_does_not_hide_the_rest_of_the_body() -> None:
+    request = claude_code_request()
+    validate_request(request)
+    deep: Any = []
+    for _ in range(MAX_NESTING_DEPTH):
+        deep = [deep]
+    with pytest.raises(InvalidRequest, match=r"^metadata\.0\.0"):
+        validate_request({**request, "metadata": deep})
+
+
+def test_a_deep_tool_is_refused_with_and_without_memos_alike() -> None:
+    request = claude_code_request()
+    for depth in (61, 62, 63, 100, 300):
+        body = with_deep_tool(request, depth)
+        outcomes = []
+        for bypass in (True, False, False):
+            try:
+                if bypass:
+                    with memo.bypassed():
+                        validate_request(body)
+                else:
+                    validate_request(body)
+                outcomes.append("ok")
+            except InvalidRequest as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1] == outcomes[2], depth
+
+
+def test_only_the_json_form_of_a_tool_is_remembered() -> None:
+    """The walk enters exact lists and dicts; a Python caller's tuples escape it, so a tool
+    whose JSON is too deep is never remembered, whatever object stood for it."""
+    deep_tuples: Any = "x"
+    deep_lists: Any = "x"
+    for _ in range(MAX_NESTING_DEPTH):
+        deep_tuples = (deep_tuples,)
+        deep_lists = [deep_lists]
+    request = claude_code_request()
+    tool = {"name": "Deep", "input_schema": {"type": "object", "examples": deep_tuples}}
+    validate_request({**request, "tools": [tool]})  # tuples: not walked, as before the memo
+    listed = {"name": "Deep", "input_schema": {"type": "object", "examples": deep_lists}}
+    assert orjson.dumps(listed) == orjson.dumps(tool)
+    with pytest.raises(InvalidRequest):
+        validate_request({**request, "tools": [listed]})
+
+
+def test_a_checked_request_translates_like_the_request() -> None:
+    request = with_history(claude_code_request(), 3)
+    checked = check_request(copy.deepcopy(request))
+    from_checked = translate_request(checked, SPEC, upstream_model="m")
+    plain = translate_request(copy.deepcopy(request), SPEC, upstream_model="m")
+    assert orjson.dumps(from_checked.body) == orjson.dumps(plain.body)
+    assert from_checked.context == plain.context
+
+
+def test_the_nesting_memo_keeps_its_bounds() -> None:
+    for n in range(1200):
+        validate_request(
+            {
+                "model": "m",
+                "max_tokens": 1,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"name": f"t{n}", "input_schema": {"type": "object"}}],
+            }
+        )
+    within = request_module._WITHIN_NESTING
+    assert len(within) == within.max_entries
+    assert within.weight <= within.max_weight
