@@ -99,9 +99,11 @@ def report_json(result: Report) -> dict[str, object]:
         if result.grouping == "session":
             entry["first_ts"] = row.first_ts
             entry["last_ts"] = row.last_ts
-        entry["models"] = row.model_names
+        if result.grouping != "model":
+            entry["models"] = row.model_names
         entry.update(row.totals.as_json())
-        entry["by_model"] = [{"model": name, **totals.as_json()} for name, totals in row.models]
+        if result.grouping != "model":
+            entry["by_model"] = [{"model": name, **totals.as_json()} for name, totals in row.models]
         rows.append(entry)
     return {
         "by": result.grouping,

@@ -198,3 +198,10 @@ def test_a_long_chart_keeps_the_latest_periods(ledger: Path) -> None:
     chart = lines[lines.index("Cost per day (the last 31)") + 1 : -1]
     assert len(chart) == 31
     assert chart[-1].split()[1] == local_day(0)
+
+
+def test_json_by_model_names_each_model_once(ledger: Path) -> None:
+    data = json.loads(run_cli("usage", "--json", "--by", "model").stdout)
+    assert [row["model"] for row in data["rows"]] == ["kimi", "nemotron"]
+    assert "by_model" not in data["rows"][0] and "models" not in data["rows"][0]
+    assert data["rows"][1]["requests"] == 3
