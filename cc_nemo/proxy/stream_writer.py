@@ -91,8 +91,9 @@ class StreamWriter:
         """The `message_start` to send at the commit (each attempt's translator makes one)."""
         self._opening = message_start
 
-    async def commit(self) -> web.StreamResponse:
-        """200 and SSE headers now, then `message_start` if there is one."""
+    async def commit(self, then: bytes = b"") -> web.StreamResponse:
+        """200 and SSE headers now, then `message_start` if there is one, then `then`: one
+        write (one syscall on the way to the first token) when committing."""
         if self.response is None:
             response = web.StreamResponse(
                 status=200,
@@ -107,7 +108,9 @@ class StreamWriter:
             self.response = response
             if self._opening is not None:
                 self._started = True
-                await self._write(encode_event(self._opening))
+                then = encode_event(self._opening) + then
+        if then:
+            await self._write(then)
         return self.response
 
     async def send(self, events: list[dict[str, Any]]) -> None:
@@ -128,9 +131,7 @@ class StreamWriter:
             encoded.append(encode_event(event))
         if not encoded:
             return
-        if self.response is None:
-            await self.commit()
-        await self._write(b"".join(encoded))
+        await self.commit(b"".join(encoded))
 
     async def send_raw(self, data: bytes) -> None:
         """Bytes already in SSE form (pass-through)."""
