@@ -26,7 +26,7 @@ TYPE_CHECKING = False  # typing itself costs milliseconds this command does not 
 if TYPE_CHECKING:
     from typing import Any
 
-# These three mirror cc_nemo.ledger.schema and cc_nemo.proxy.routing, which cost too much to
+# These mirror cc_nemo.ledger.schema and cc_nemo.proxy.routing, which cost too much to
 # import here; tests/cli/test_statusline.py checks they agree.
 ENV_LEDGER_PATH = "CC_PROXY_LEDGER"
 LEDGER_APP_DIR = "cc-proxy"
