@@ -34,6 +34,9 @@ LEDGER_FILE = "usage.sqlite3"
 DISCOVERY_PREFIX = "claude-cf-"
 # Set by `cc-proxy run` in claude's environment, which the status line command inherits.
 ENV_MAX_CONTEXT = "CLAUDE_CODE_MAX_CONTEXT_TOKENS"
+# Also set by `run`: every catalog alias's window ("nemotron=256000,kimi=262144,…"), so after a
+# `/model` switch the line shows the new model's window, which Claude Code itself does not know.
+ENV_MODEL_WINDOWS = "CC_PROXY_MODEL_WINDOWS"
 MAX_STDIN_BYTES = 1 << 20
 # A writer holds the lock for milliseconds; a status line must not wait on it for long.
 LEDGER_TIMEOUT_S = 0.25
@@ -202,8 +205,15 @@ def _model_label(alias: str, usage: LedgerUsage | None, shown: str) -> str:
 def context_part(status: dict[str, Any], env: dict[str, str], alias: str) -> str:
     """`context 73k of 256k (29%)`: what the next request sends, against the window."""
     context = _mapping(status.get("context_window"))
-    window = _positive_int(context.get("context_window_size"))
-    if ENV_MAX_CONTEXT not in env and alias and not alias.startswith("claude"):
+    window = _window_from_env(env.get(ENV_MODEL_WINDOWS, ""), alias) or _positive_int(
+        context.get("context_window_size")
+    )
+    if (
+        ENV_MODEL_WINDOWS not in env
+        and ENV_MAX_CONTEXT not in env
+        and alias
+        and not alias.startswith("claude")
+    ):
         # claude was not started by `cc-proxy run`, so it assumed a window for a name it does
         # not know: the catalog knows the real one (slower, but only in this case).
         window = catalog_window(alias) or window
@@ -221,6 +231,17 @@ def context_part(status: dict[str, Any], env: dict[str, str], alias: str) -> str
     if used is None:
         return f"context {compact(window)}"
     return f"context {compact(used)} of {compact(window)} ({round(100 * used / window)}%)"
+
+
+def _window_from_env(windows: str, alias: str) -> int | None:
+    """`alias`'s window in CC_PROXY_MODEL_WINDOWS; None when it is not listed."""
+    if not alias:
+        return None
+    for entry in windows.split(","):
+        name, _, value = entry.partition("=")
+        if name == alias:
+            return _positive_int(int(value)) if value.isdigit() else None
+    return None
 
 
 def catalog_window(alias: str) -> int | None:

@@ -69,7 +69,17 @@ def forced_vars(settings: ProxySettings, base_url: str) -> dict[str, str]:
         "ANTHROPIC_SMALL_FAST_MODEL": small,
         # Subagent turns (Agent tool) go to the subagent model; the main one unless chosen.
         "CLAUDE_CODE_SUBAGENT_MODEL": subagent,
+        # For `cc-proxy statusline`, which claude runs with this environment: each model's real
+        # window, as Claude Code knows only the one of CLAUDE_CODE_MAX_CONTEXT_TOKENS.
+        "CC_PROXY_MODEL_WINDOWS": model_windows(settings),
     }
+
+
+def model_windows(settings: ProxySettings) -> str:
+    """`alias=window` for every model the session can switch to, comma-separated."""
+    return ",".join(
+        f"{spec.alias}={spec.context_window}" for spec in settings.catalog.models.values()
+    )
 
 
 def default_vars(settings: ProxySettings) -> dict[str, str]:

@@ -510,3 +510,17 @@ async def test_run_statusline_keeps_the_users_own_and_says_so(
     assert done.returncode == 0
     assert run.report()["argv"] == []
     assert f"keeping your own status line: {settings} has a statusLine" in done.stderr
+
+
+def test_after_a_model_switch_under_run_the_window_is_the_new_models() -> None:
+    from cc_nemo.launch.claude_env import build_claude_env
+    from tests.launcher.test_claude_env import settings_for
+
+    env = build_claude_env({}, settings_for("nemotron"), "http://127.0.0.1:1")
+    # Claude Code meters every model against CLAUDE_CODE_MAX_CONTEXT_TOKENS (nemotron's 256k).
+    switched = {**LATER, "model": {"id": "claude-cf-gpt-oss"}}
+    line = statusline.render(switched, env, time.time())
+    assert "context 73k of 128k (57%)" in line
+    # A name that is not one of ours keeps the window Claude Code reports.
+    foreign = {**LATER, "model": {"id": "claude-opus-4-5", "display_name": "Opus"}}
+    assert "context 73k of 256k (29%)" in statusline.render(foreign, env, time.time())
