@@ -1,0 +1,56 @@
+"""`cc-proxy run --statusline` with the real client: Claude Code runs `cc-proxy statusline` after
+each answer and shows the session's real cost and tokens from the ledger, and the real window."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_claude_cli import Terminal, interactive_setup
+from tests.fake_upstream import FakeUpstream, Reply, text_stream
+from tests.launcher.harness import cc_proxy_argv
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_claude_shows_cc_proxys_status_line_under_its_prompt(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    work, env = interactive_setup(tmp_path, upstream)
+    upstream.enqueue(Reply.stream(text_stream("FIRST-ANSWER-OK")))
+    upstream.enqueue(Reply.stream(text_stream("SECOND-ANSWER-OK")))
+    terminal = Terminal()
+    process = await asyncio.create_subprocess_exec(
+        *cc_proxy_argv("run", "nemotron", "--statusline", "--claude", claude_bin),
+        cwd=work,
+        env=env,
+        stdin=terminal.slave,
+        stdout=terminal.slave,
+        stderr=terminal.slave,
+        preexec_fn=terminal.make_controlling,
+    )
+    try:
+        await terminal.wait_for_prompt(30)
+        # Before any answer: the model, nothing spent in this session yet, the real window.
+        first_line = "nemotron │ no requests yet │ context 256k │ today $"
+        assert await terminal.read_until(first_line, 30), terminal.text()[-2000:]
+        await terminal.submit("hello")
+        assert await terminal.read_until("FIRST-ANSWER-OK", 30), terminal.text()[-2000:]
+        since = terminal.mark()
+        await terminal.submit("again")
+        assert await terminal.read_until("SECOND-ANSWER-OK", 30, since=since)
+        # After the answers the ledger holds this session's requests (20 input + 4 output
+        # tokens each, at Nemotron's price). claude redraws only what changed, so the parts
+        # are looked for one by one.
+        for part in ("session <$0.0001", "of 256k", "today <$0.0001"):
+            assert await terminal.read_until(part, 30, since=since), terminal.text()[-2000:]
+        await terminal.press_ctrl_c_twice()
+        code = await asyncio.wait_for(process.wait(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        terminal.close()
+    assert code == 0
