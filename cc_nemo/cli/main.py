@@ -13,6 +13,11 @@ from typing import Annotated
 
 import typer
 
+try:  # typer 0.28 ships its own copy of click; earlier releases use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
+
 from cc_nemo import __version__
 from cc_nemo.cli import login as cli_login
 from cc_nemo.cli import logs as cli_logs
@@ -85,7 +90,17 @@ def _statusline() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point: user mistakes and crashes become one line and an exit code."""
     try:
-        app(args=list(argv) if argv is not None else None, prog_name=PROG)
+        # Not standalone: click would print a usage mistake as a three-line block.
+        result = app(
+            args=list(argv) if argv is not None else None, prog_name=PROG, standalone_mode=False
+        )
+    except click_errors.UsageError as exc:
+        _fail(_usage_mistake(exc), exc.exit_code)
+    except typer.Abort:  # Ctrl-C or end of input at a prompt
+        sys.stderr.write("\n")
+        sys.exit(130)
+    except click_errors.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
     except UserError as exc:
         _fail(exc.message, exc.exit_code)
     except KeyboardInterrupt:
@@ -94,6 +109,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         if os.environ.get(DEBUG_ENV) == "1":
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 to see the traceback)", 1)
+    else:
+        # typer.Exit(code) comes back as the code; a command's own return value is not one.
+        if isinstance(result, int) and not isinstance(result, bool) and result != 0:
+            sys.exit(result)
+
+
+def _usage_mistake(exc: click_errors.UsageError) -> str:
+    """The message and where help is: "No such option: --bogus (see `cc-proxy logs -h`)"."""
+    command = exc.ctx.command_path if exc.ctx is not None else PROG
+    return f"{exc.format_message().rstrip('.')} (see `{command} -h`)"
 
 
 def _fail(message: str, exit_code: int) -> None:

@@ -95,6 +95,21 @@ def test_unknown_command_is_a_usage_error_not_a_traceback() -> None:
     assert "No such command 'lgoin'" in result.stderr and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["lgoin"], "No such command 'lgoin' (see `cc-proxy -h`)"),
+        (["logs", "--bogus"], "No such option: --bogus (see `cc-proxy logs -h`)"),
+        (["models", "add"], "Missing argument 'ALIAS' (see `cc-proxy models add -h`)"),
+    ],
+)
+def test_a_usage_mistake_in_a_real_process_is_one_line_and_exit_2(
+    argv: list[str], line: str
+) -> None:
+    done = run_process(sys.executable, "-m", "cc_nemo", *argv)
+    assert (done.returncode, done.stderr) == (2, f"cc-proxy: error: {line}\n")
+
+
 @pytest.fixture
 def failing_app(monkeypatch: pytest.MonkeyPatch) -> None:
     """Swap in an app whose commands fail in each way `main` must handle."""
