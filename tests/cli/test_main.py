@@ -98,7 +98,7 @@ def test_unknown_command_is_a_usage_error_not_a_traceback() -> None:
 @pytest.mark.parametrize(
     ("argv", "line"),
     [
-        (["lgoin"], "No such command 'lgoin' (see `cc-proxy -h`)"),
+        (["lgoin"], "No such command 'lgoin'. Did you mean 'login'? (see `cc-proxy -h`)"),
         (["logs", "--bogus"], "No such option: --bogus (see `cc-proxy logs -h`)"),
         (["models", "add"], "Missing argument 'ALIAS' (see `cc-proxy models add -h`)"),
     ],
