@@ -95,9 +95,12 @@ def json_key(value: object) -> bytes | None:
     if _bypass_depth:
         return None
     try:
-        return orjson.dumps(value)
+        encoded = orjson.dumps(value)
     except TypeError:
         return None
+    # A copy of its own size: orjson's output keeps the buffer it reserved (~7x the JSON for a
+    # tool), and keys live as long as their request, or in a memo (docs/architecture.md, "Caches").
+    return bytes(memoryview(encoded))
 
 
 def tool_keys(tools: object) -> tuple[bytes | None, ...]:

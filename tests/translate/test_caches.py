@@ -430,3 +430,21 @@ def test_the_nesting_memo_keeps_its_bounds() -> None:
     within = request_module._WITHIN_NESTING
     assert len(within) == within.max_entries
     assert within.weight <= within.max_weight
+
+
+def test_tool_keys_take_no_more_memory_than_their_json() -> None:
+    """A request holds its tools' keys while it is answered (20 at once: 20 sets), and the memos
+    hold them for good: orjson's own output would keep ~7x the JSON's size allocated."""
+    import tracemalloc
+
+    tools_list = claude_code_request()["tools"]
+    memo.tool_keys(tools_list)  # first-call allocations (orjson's, the interpreter's) left out
+    tracemalloc.start()
+    try:
+        keys = memo.tool_keys(tools_list)
+        allocated, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    json_bytes = sum(len(key) for key in keys if key is not None)
+    assert json_bytes > 50_000
+    assert allocated < 1.5 * json_bytes
