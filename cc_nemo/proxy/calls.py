@@ -219,8 +219,8 @@ class UpstreamCalls:
                     return
                 exchange.mark_first_byte()
                 last_data = time.monotonic()
-                # Data may flow while the translator holds it back (tool arguments are
-                # buffered): commit and ping on time all the same.
+                # Data may flow while the translator holds it back (a tool block's stop and
+                # later calls wait for the end): commit and ping on time all the same.
                 await writer.tick()
                 yield data
         finally:

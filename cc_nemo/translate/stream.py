@@ -3,8 +3,10 @@
 
 Text and thinking stream live through a `BlockWriter`. Tool calls stream too, through a
 `ToolCallAssembler`: a block starts once the call's name is known, and its input goes out as far
-as no later fragment or repair can change it. Content that arrives once a tool_use block has
-started waits until after the tool blocks (one block is open at a time).
+as no later fragment or repair can change it; but no tool_use block stops before `finish`
+(Claude Code runs a stopped block at once, even if the stream then fails). Content that arrives
+once a tool_use block has started waits until after the tool blocks (one block is open at a
+time).
 """
 
 from __future__ import annotations

@@ -2,10 +2,13 @@
 text a model wrote instead of calling (docs/wire.md, "The stream state machine": "How
 tool-call arguments stream" and "Leaked JSON tool-call salvage").
 
-A call's tool_use block starts once its name is known and every call seen before it has gone
-out; its input streams as far as `ObjectPrefix` can vouch for it, and the rest (whatever a
-repair decides) follows when the call can get no more text, usually at the end of the stream.
-One block is open at a time, so interleaved calls queue behind the open one.
+The first call's tool_use block starts once its name is known (a call seen before it that has
+no name yet holds it back); its input streams as far as `ObjectPrefix` can vouch for it. Its
+stop waits for the end of the upstream's stream, even when the object closed long before:
+Claude Code runs a tool_use block as soon as it stops, and a stream that fails after that makes
+it re-send the turn, so the tool would run twice (docs/wire.md, "Why a tool block stops only at
+the end"). One block is open at a time, so the rest of the input (whatever a repair decides)
+and every later call go out at the end, in order.
 """
 
 from __future__ import annotations
@@ -60,7 +63,10 @@ class ArgumentStream:
             self._prefix.feed(text)
 
     def replace(self, text: str) -> None:
-        """Arguments sent as an object (or list): they replace the text, as a buffer would."""
+        """Arguments sent as an object (or list): they replace the text, as a buffer would,
+        unless a complete object already went out: that is the call's input."""
+        if self.complete and self._taken:
+            return
         old = "".join(self._parts)
         self._parts = [text]
         self._parsed = None
@@ -90,7 +96,10 @@ class ArgumentStream:
         It is what the buffered path would give (the compact JSON of `parse_arguments`) when
         that extends what went out, which holds for every text the repair can mend. Otherwise
         what went out is closed as it stands if it is the same object (a repeated key), or
-        marked unusable with the raw text (docs/wire.md, "How tool-call arguments stream")."""
+        marked unusable with the raw text (docs/wire.md, "How tool-call arguments stream").
+        A complete object is all of the input: text after it changes nothing."""
+        if self.complete:
+            return "", True
         target, usable = self._parse()
         sent = "".join(self._taken)
         self._taken = [sent]
@@ -126,7 +135,8 @@ class _ToolCall:
 
 class ToolCallAssembler:
     """`delta.tool_calls[]` fragments in; tool_use blocks out through a `BlockWriter`, in
-    first-seen order, each as soon as it may start."""
+    first-seen order: the first one's start and input live, its stop and the other calls at
+    `finish`."""
 
     def __init__(
         self,
@@ -143,6 +153,7 @@ class ToolCallAssembler:
         self._by_index: dict[int, _ToolCall] = {}
         self._last_index: int | None = None
         self._next = 0  # position in _calls of the next call to start
+        # The call whose block went out; it stays open until `finish`.
         self._open: _ToolCall | None = None
         # A tool_use block went out: later text must wait until after the tool blocks.
         self.started = False
@@ -186,33 +197,30 @@ class ToolCallAssembler:
         return True
 
     def pump(self, blocks: BlockWriter, events: list[dict]) -> None:
-        """Write what may go out now: the open call's new input, its end once the object
-        closed, and the next calls' blocks as they become startable."""
-        while True:
-            call = self._open
-            if call is not None:
-                blocks.tool_json(call.arguments.take(), events)
-                if call.arguments.complete:
-                    blocks.close(events)
-                    self._open = None
-                elif not call.reachable:
-                    self._finish_open(blocks, events)
-                else:
-                    return
-            if self._single_call and self.started:
-                return
-            if self._next >= len(self._calls):
-                return
+        """Write what may go out now: the first call's block once it is named, then its new
+        input. Never a block's stop: that waits for `finish`, and so does every later call."""
+        if self._open is not None:
+            blocks.tool_json(self._open.arguments.take(), events)
+        elif self.ready:
             call = self._calls[self._next]
-            if not call.name:
-                if call.reachable:
-                    return  # its name may still come; the calls after it wait, keeping order
-                self._next += 1  # never named: dropped
-                continue
-            if not call.arguments.streamable:
-                return  # repaired whole at the end; the calls after it wait, keeping order
             self._next += 1
             self._start(call, blocks, events)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the next `pump` starts the first tool_use block (so what arrived before it
+        must go out first)."""
+        if self.started:
+            return False
+        while self._next < len(self._calls):
+            call = self._calls[self._next]
+            if call.name:
+                # Not an object: repaired whole at the end, and the calls after it wait.
+                return call.arguments.streamable
+            if call.reachable:
+                return False  # its name may still come; the calls after it wait, keeping order
+            self._next += 1  # never named: dropped
+        return False
 
     def will_write(self, *, cut_off: bool) -> bool:
         """Whether any tool_use block is or will be written (before `finish`)."""
@@ -244,9 +252,6 @@ class ToolCallAssembler:
         self.started = True
         self._open = call
         blocks.tool_json(call.arguments.take(), events)
-        if call.arguments.complete:
-            blocks.close(events)
-            self._open = None
 
     def _finish_open(self, blocks: BlockWriter, events: list[dict]) -> None:
         call = self._open

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_claude_cli import chat_requests, run_claude
+from tests.e2e.test_claude_cli import chat_requests, run_claude, tool_messages
 from tests.fake_upstream import (
     CAPACITY_ERROR,
     FakeUpstream,
@@ -147,3 +147,34 @@ async def test_small_window_session_compacts_and_carries_on(
     assert session.reads == len(FILES)
     # Every request kept room for a real answer (the summary included).
     assert all(r.body["max_tokens"] >= 4096 for r in chat_requests(upstream))
+
+
+async def test_a_stream_dropped_after_a_complete_tool_call_runs_the_tool_once(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    """Tool calls stream as they are written, so a drop after a complete call reaches Claude
+    Code after that call's block: it must re-send the turn without having run the tool."""
+    counter = tmp_path / "runs.txt"
+    call = {"command": f"echo ran >> {counter}", "description": "Count a run"}
+    upstream.enqueue(
+        # The name, the complete arguments, then the connection drops before finish_reason.
+        Reply.stream(tool_call_stream("Bash", call), drop_after=2, chunk_delay=0.2),
+        Reply.stream(tool_call_stream("Bash", call)),
+        Reply.stream(text_stream(ANSWER)),
+    )
+    run = await run_claude(
+        tmp_path, claude_bin, upstream, "Count once.", "--allowedTools", "Bash",
+        extra_env={"CLAUDE_CODE_MAX_RETRIES": "3"},
+    )  # fmt: skip
+    result = run.result()
+    assert run.returncode == 0, (result, run.stderr)
+    assert result["result"] == ANSWER
+    runs = counter.read_text().splitlines() if counter.exists() else []
+    assert runs == ["ran"]  # neither twice (run mid-stream, then again) nor never
+    requests = chat_requests(upstream)
+    assert len(requests) == 3
+    # The re-sent turn carries nothing of the dropped attempt: its unstopped block was dropped.
+    assert [m["role"] for m in requests[1].body["messages"]] == [
+        m["role"] for m in requests[0].body["messages"]
+    ]
+    assert len(tool_messages(requests[2])) == 1

@@ -4,13 +4,16 @@ reading: test_slow_clients.py.)"""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from aiohttp import web
 
 from cc_nemo.translate.sse import SSEDecoder
@@ -74,34 +77,32 @@ async def test_fast_upstream_needs_no_ping(proxy: ProxyUnderTest) -> None:
     assert names[0] == "message_start" and names[-1] == "message_stop"
 
 
-async def test_tool_arguments_reach_the_client_while_the_upstream_is_still_writing_them(
-    tmp_path: Path,
-) -> None:
-    # The upstream sends the call's name and the first argument fragment, then holds the rest
-    # until the client has seen the tool_use block and its first input: a proxy that buffered
-    # tool calls until the upstream ended would never get there (docs/wire.md, "How tool-call
-    # arguments stream").
+# Writes one upstream chunk (`data: <json>`), or b"[DONE]".
+SendChunk = Callable[[dict[str, Any] | bytes], Awaitable[None]]
+TOOL_REQUEST = {
+    **REQUEST,
+    "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {}}}],
+}
+
+
+@contextlib.asynccontextmanager
+async def proxy_before(
+    tmp_path: Path, stream: Callable[[web.Request, SendChunk], Awaitable[None]]
+) -> AsyncIterator[tuple[Any, str]]:
+    """A real proxy (and its session token) in front of an upstream whose stream `stream`
+    writes, chunk by chunk."""
     from cc_nemo.proxy.app import start_proxy
     from cc_nemo.proxy.usage import UsageLedger
-
-    client_saw_input = asyncio.Event()
-    first = {"id": "call_1", "index": 0, "type": "function",
-             "function": {"name": "Bash", "arguments": '{"command": "echo '}}  # fmt: skip
-    rest = ["one ", "two", '"}']
 
     async def upstream(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
 
-        async def send(payload: dict[str, Any]) -> None:
-            await response.write(b"data: " + orjson.dumps(payload) + b"\n\n")
+        async def send(payload: dict[str, Any] | bytes) -> None:
+            data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+            await response.write(b"data: " + data + b"\n\n")
 
-        await send(chunk({"tool_calls": [first]}, usage=usage_block(10, 1)))
-        await client_saw_input.wait()
-        for part in rest:
-            await send(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
-        await send(chunk({}, finish_reason="tool_calls", usage=usage_block(10, 8)))
-        await response.write(b"data: [DONE]\n\n")
+        await stream(request, send)
         return response
 
     app = web.Application()
@@ -113,46 +114,126 @@ async def test_tool_arguments_reach_the_client_while_the_upstream_is_still_writi
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     settings = proxy_settings(f"http://127.0.0.1:{port}", log_file=tmp_path / "proxy.log")
     running = await start_proxy(settings, ledger=UsageLedger())
-    payload = {
-        **REQUEST,
-        "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {}}}],
-    }
-    events: list[tuple[str, dict]] = []
-
-    async def read() -> None:
-        decoder = SSEDecoder()
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"{running.url}/v1/messages?beta=true",
-                json=payload,
-                headers={"Authorization": f"Bearer {settings.session_token}"},
-            ) as response,
-        ):
-            assert response.status == 200
-            async for data in response.content.iter_any():
-                for message in decoder.feed(data):
-                    event = orjson.loads(message.data)
-                    events.append((message.event, event))
-                    if event.get("delta", {}).get("type") == "input_json_delta":
-                        client_saw_input.set()
-
     try:
-        await asyncio.wait_for(read(), timeout=10)
+        yield running, settings.session_token
     finally:
         await running.stop()
         await runner.cleanup()
-    names = [name for name, _ in events]
-    start = events[names.index("content_block_start")][1]["content_block"]
-    assert start["type"] == "tool_use" and start["name"] == "Bash"
-    pieces = [
+
+
+async def read_events(
+    proxy: tuple[Any, str],
+    on_batch: Callable[[list[tuple[str, dict]]], None],
+    headers: dict[str, str] | None = None,
+) -> list[tuple[str, dict]]:
+    """Every SSE event of one tool request; `on_batch` sees the events after each read."""
+    running, token = proxy
+    events: list[tuple[str, dict]] = []
+    decoder = SSEDecoder()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{running.url}/v1/messages?beta=true",
+            json=TOOL_REQUEST,
+            headers={"Authorization": f"Bearer {token}", **(headers or {})},
+        ) as response,
+    ):
+        assert response.status == 200
+        async for data in response.content.iter_any():
+            for message in decoder.feed(data):
+                events.append((message.event, orjson.loads(message.data)))
+            on_batch(events)
+    return events
+
+
+def input_pieces(events: list[tuple[str, dict]]) -> list[str]:
+    return [
         event["delta"]["partial_json"]
         for name, event in events
         if name == "content_block_delta" and event["delta"]["type"] == "input_json_delta"
     ]
+
+
+async def test_tool_arguments_reach_the_client_while_the_upstream_is_still_writing_them(
+    tmp_path: Path,
+) -> None:
+    # The upstream sends the call's name and the first argument fragment, then holds the rest
+    # until the client has seen the tool_use block and its first input: a proxy that buffered
+    # tool calls until the upstream ended would never get there (docs/wire.md, "How tool-call
+    # arguments stream").
+    client_saw_input = asyncio.Event()
+    first = {"id": "call_1", "index": 0, "type": "function",
+             "function": {"name": "Bash", "arguments": '{"command": "echo '}}  # fmt: skip
+    rest = ["one ", "two", '"}']
+
+    async def stream(request: web.Request, send: SendChunk) -> None:
+        await send(chunk({"tool_calls": [first]}, usage=usage_block(10, 1)))
+        await client_saw_input.wait()
+        for part in rest:
+            await send(chunk({"tool_calls": [{"index": 0, "function": {"arguments": part}}]}))
+        await send(chunk({}, finish_reason="tool_calls", usage=usage_block(10, 8)))
+        await send(b"[DONE]")
+
+    def on_batch(events: list[tuple[str, dict]]) -> None:
+        if input_pieces(events):
+            client_saw_input.set()
+
+    async with proxy_before(tmp_path, stream) as proxy:
+        events = await asyncio.wait_for(read_events(proxy, on_batch), timeout=10)
+    names = [name for name, _ in events]
+    start = events[names.index("content_block_start")][1]["content_block"]
+    assert start["type"] == "tool_use" and start["name"] == "Bash"
+    pieces = input_pieces(events)
     assert pieces[0] == '{"command":"echo'  # its trailing space waits for more of the string
     assert orjson.loads("".join(pieces)) == {"command": "echo one two"}
     assert names[-2:] == ["message_delta", "message_stop"]
+
+
+@pytest.mark.parametrize("ending", ["finish", "drop"])
+async def test_a_complete_tool_call_stops_only_when_the_upstream_has_finished(
+    tmp_path: Path, ending: str
+) -> None:
+    # Claude Code runs a tool_use block as soon as it stops; if the stream then failed, it
+    # would re-send the turn and the tool would run twice (docs/wire.md, "Why a tool block
+    # stops only at the end"). The upstream sends a complete call, waits until the client has
+    # all of its input, then finishes or drops the connection.
+    client_has_input = asyncio.Event()
+    upstream_ended = asyncio.Event()
+    call = {"id": "call_1", "index": 0, "type": "function",
+            "function": {"name": "Bash", "arguments": '{"command": "echo ran"}'}}  # fmt: skip
+    stops_seen_before_the_end: list[dict] = []
+
+    async def stream(request: web.Request, send: SendChunk) -> None:
+        await send(chunk({"tool_calls": [call]}, usage=usage_block(10, 5)))
+        await client_has_input.wait()
+        upstream_ended.set()
+        if ending == "drop":
+            assert request.transport is not None
+            request.transport.abort()
+            return
+        await send(chunk({}, finish_reason="tool_calls", usage=usage_block(10, 8)))
+        await send(b"[DONE]")
+
+    def on_batch(events: list[tuple[str, dict]]) -> None:
+        if not upstream_ended.is_set():
+            stops_seen_before_the_end.extend(e for n, e in events if n == "content_block_stop")
+        if "".join(input_pieces(events)) == '{"command":"echo ran"}':
+            client_has_input.set()
+
+    async with proxy_before(tmp_path, stream) as proxy:
+        events = await asyncio.wait_for(
+            read_events(proxy, on_batch, headers={"x-app": "cli"}), timeout=10
+        )
+    names = [name for name, _ in events]
+    assert client_has_input.is_set()
+    assert stops_seen_before_the_end == []
+    if ending == "finish":
+        assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+        assert names.count("content_block_stop") == 1
+    else:
+        # Claude Code's early end (it re-sends the turn): the block never stopped.
+        assert "content_block_stop" not in names and "message_stop" not in names
+        assert names[-1] == "content_block_delta"
 
 
 async def test_fifty_concurrent_streams_do_not_cross_talk(proxy: ProxyUnderTest) -> None:

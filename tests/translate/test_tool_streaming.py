@@ -1,6 +1,7 @@
 """Tool calls stream as they are written (docs/wire.md, "How tool-call arguments stream"): the
 block starts once the name is known, the input follows as far as no later fragment or repair
-can change it, and what the client assembles is what the buffered translator gave."""
+can change it, and what the client assembles is what the buffered translator gave. No tool_use
+block stops before the upstream's stream has ended: Claude Code runs a stopped block at once."""
 
 from __future__ import annotations
 
@@ -40,13 +41,37 @@ def call(index: int = 0, *, id: str | None = None, name: str | None = None, argu
 
 
 def feed_each(chunks: list[dict], *, finish: str = "tool_calls", **ctx: Any) -> list[list[dict]]:
-    """The events each chunk gave (the last list: the finish chunk and the end)."""
+    """The events each chunk gave; then the finish chunk's, then the end's (`[DONE]`)."""
     stream = translator(context(**ctx))
     per_chunk = [stream.start()]
     for item in chunks:
         per_chunk.append(stream.feed(item))
-    per_chunk.append(stream.feed(chunk(finish)) + stream.finish(saw_done=True))
+    per_chunk.append(stream.feed(chunk(finish)))
+    per_chunk.append(stream.finish(saw_done=True))
     return per_chunk
+
+
+def feed_then_drop(chunks: list[dict], **ctx: Any) -> list[dict]:
+    """The events of a stream that ends before any finish_reason (a dropped connection)."""
+    stream = translator(context(**ctx))
+    events = stream.start()
+    for item in chunks:
+        events += stream.feed(item)
+    return events + stream.finish(saw_done=False)
+
+
+def tool_stops_before_the_end(per_chunk: list[list[dict]]) -> list[dict]:
+    """The content_block_stop events of tool_use blocks sent before the upstream's end."""
+    tool_indices: set[int] = set()
+    stops = []
+    for events in per_chunk[:-1]:
+        for event in events:
+            if event["type"] == "content_block_start":
+                if event["content_block"]["type"] == "tool_use":
+                    tool_indices.add(event["index"])
+            elif event["type"] == "content_block_stop" and event["index"] in tool_indices:
+                stops.append(event)
+    return stops
 
 
 def flat(per_chunk: list[list[dict]]) -> list[dict]:
@@ -69,13 +94,18 @@ def split(text: str, cuts: list[int]) -> list[str]:
     return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def stream_arguments(
-    pieces: list[str], *, name_first: bool = True, finish: str = "tool_calls"
-) -> list[list[dict]]:
+def argument_chunks(pieces: list[str], *, name_first: bool = True) -> list[dict]:
     head = [chunk(tool_calls=[call(0, id="c1", name="Write", arguments="")])] if name_first else []
     body = [chunk(tool_calls=[call(0, arguments=piece)]) for piece in pieces]
     tail = [] if name_first else [chunk(tool_calls=[call(0, id="c1", name="Write")])]
-    return feed_each([*head, *body, *tail], finish=finish, tools=["Write"])
+    return [*head, *body, *tail]
+
+
+def stream_arguments(
+    pieces: list[str], *, name_first: bool = True, finish: str = "tool_calls"
+) -> list[list[dict]]:
+    chunks = argument_chunks(pieces, name_first=name_first)
+    return feed_each(chunks, finish=finish, tools=["Write"])
 
 
 def emitted_prefixes(events: list[dict]) -> list[str]:
@@ -144,11 +174,21 @@ def test_any_argument_json_split_anywhere_streams_to_the_buffered_input(
     # ...and nothing sent on the way was ever taken back.
     for prefix in emitted_prefixes(events):
         assert expected.startswith(prefix)
-    # A complete object closes its block before the upstream ends.
-    assert not any(event["type"] == "content_block_stop" for event in per_chunk[-1])
+    # All of a complete object went out as it arrived; only the block's stop waited for the
+    # upstream's end (not even the finish_reason chunk closes it).
+    assert tool_stops_before_the_end(per_chunk) == []
+    assert [event["type"] for event in per_chunk[-1]] == [
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     if name_first:
         # The block started with the name, before any argument arrived.
         assert per_chunk[1][0]["type"] == "content_block_start"
+    # Had the upstream dropped instead of finishing, the block would never have stopped.
+    dropped = feed_then_drop(argument_chunks(split(raw, cuts), name_first=name_first))
+    assert not any(event["type"] == "content_block_stop" for event in dropped)
+    assert dropped[-1]["type"] == "error"
 
 
 _damage = st.sampled_from(["cut", "trailing_commas", "nan", "raw_control", "garbage", "repeat"])
@@ -184,7 +224,9 @@ def test_damaged_arguments_close_as_valid_json_the_same_for_any_split(
     value: dict, damage: str, at: int, cuts: list[int], other_cuts: list[int], finish: str
 ) -> None:
     raw = _damaged(_render(value, "compact"), damage, at)
-    events = flat(stream_arguments(split(raw, cuts), finish=finish))
+    per_chunk = stream_arguments(split(raw, cuts), finish=finish)
+    assert tool_stops_before_the_end(per_chunk) == []
+    events = flat(per_chunk)
     assert_valid_stream(events)  # every closed tool block's input parses to an object
     # Any chunking gives the same final message.
     again = flat(stream_arguments(split(raw, other_cuts), finish=finish))
@@ -265,12 +307,34 @@ def test_block_starts_with_the_name_and_input_follows_each_fragment() -> None:
         for events in per_chunk[3:6]
     ]
     assert pieces == [['{"file_path":"/a.py"'], [',"content":"print(1)\\n'], ['"}']]
-    assert per_chunk[5][-1] == {"type": "content_block_stop", "index": 1}
-    assert [e["type"] for e in per_chunk[6]] == ["message_delta", "message_stop"]
+    # The object closed in chunk 5, but the block stops only when the upstream's stream ends.
+    assert per_chunk[6] == []  # the finish_reason chunk
+    assert per_chunk[7][0] == {"type": "content_block_stop", "index": 1}
+    assert [e["type"] for e in per_chunk[7][1:]] == ["message_delta", "message_stop"]
     assert final_delta(flat(per_chunk))["delta"]["stop_reason"] == "tool_use"
 
 
-def test_parallel_calls_keep_their_order_and_the_next_starts_when_one_closes() -> None:
+def test_a_complete_call_whose_stream_drops_never_stops_its_block() -> None:
+    # Claude Code runs a tool_use block the moment it stops; a stream that then fails is
+    # re-sent, and the model calls the tool again. An unstopped block is discarded instead.
+    events = feed_then_drop(
+        [
+            chunk(tool_calls=[call(0, id="c", name="Bash", arguments="")]),
+            chunk(tool_calls=[call(0, arguments='{"command": "echo ran"}')]),
+            chunk(tool_calls=[call(1, id="d", name="Bash", arguments='{"command": "ls"}')]),
+        ],
+        tools=["Bash"],
+    )
+    assert [e["type"] for e in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "error",
+    ]
+    assert events[2]["delta"]["partial_json"] == '{"command":"echo ran"}'
+
+
+def test_parallel_calls_keep_their_order_and_the_others_go_out_at_the_end() -> None:
     per_chunk = feed_each(
         [
             chunk(tool_calls=[call(0, id="a", name="Read", arguments='{"file_path": "/a"')]),
@@ -281,20 +345,24 @@ def test_parallel_calls_keep_their_order_and_the_next_starts_when_one_closes() -
     )
     # The second call waits behind the open first one (one block at a time)...
     assert [e["type"] for e in per_chunk[2]] == []
-    # ...and goes out whole the moment the first one closes.
-    assert [e["type"] for e in per_chunk[3]] == [
-        "content_block_delta",
+    # ...which stays open once complete, until the upstream's stream ends...
+    assert [e["type"] for e in per_chunk[3]] == ["content_block_delta"]
+    assert per_chunk[4] == []
+    # ...and then the second goes out whole.
+    assert [e["type"] for e in per_chunk[5]] == [
         "content_block_stop",
         "content_block_start",
         "content_block_delta",
         "content_block_stop",
+        "message_delta",
+        "message_stop",
     ]
     events = flat(per_chunk)
     assert_valid_stream(events)
     assert input_texts(events) == ['{"file_path":"/a"}', '{"file_path":"/b"}']
 
 
-def test_a_reused_index_closes_the_call_it_fed_even_without_its_closing_brace() -> None:
+def test_a_reused_index_ends_the_call_it_fed_even_without_its_closing_brace() -> None:
     per_chunk = feed_each(
         [
             chunk(tool_calls=[call(0, id="functions.Read:0", name="Read", arguments='{"a": 1')]),
@@ -302,12 +370,18 @@ def test_a_reused_index_closes_the_call_it_fed_even_without_its_closing_brace() 
         ],
         tools=["Read"],
     )
-    # The first call can get no more fragments: it is closed (repaired) at once.
-    assert [e["type"] for e in per_chunk[2]] == [
-        "content_block_delta",
+    # The first call can get no more fragments, but it is repaired and closed only at the end,
+    # with the second call after it.
+    assert [e["type"] for e in per_chunk[2]] == []
+    assert [e["type"] for e in per_chunk[4]] == [
+        "content_block_delta",  # "}"
         "content_block_stop",
         "content_block_start",
-        "content_block_delta",
+        "content_block_delta",  # "{"
+        "content_block_delta",  # "}"
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
     ]
     assert input_texts(flat(per_chunk)) == ['{"a":1}', "{}"]
 
@@ -444,3 +518,19 @@ def test_prefill_goes_out_before_a_streamed_tool_call() -> None:
         feed_each([chunk(tool_calls=[call(0, id="c", name="T", arguments="{}")])], prefill="Sure")
     )
     assert blocks(events) == [("text", "Sure"), ("tool_use:T", "{}")]
+
+
+def test_a_complete_object_is_the_input_whatever_comes_after_it() -> None:
+    # Its block stays open until the end, but what went out is a whole object: text or an
+    # object sent after it changes nothing (and never leaves the input invalid JSON).
+    for later in ({"a": 2}, "{}", '"b": 2}'):
+        events = flat(
+            feed_each(
+                [
+                    chunk(tool_calls=[call(0, id="c", name="T", arguments='{"a": 1}')]),
+                    chunk(tool_calls=[call(0, arguments=later)]),
+                ]
+            )
+        )
+        assert_valid_stream(events)
+        assert input_texts(events) == ['{"a":1}']
