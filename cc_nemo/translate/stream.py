@@ -250,6 +250,10 @@ class StreamTranslator:
                     if self._tools.add(fragment) and self._salvage.holding:
                         # Real tool calls: nothing to salvage, so stop holding text back.
                         self._blocks.text(self._salvage.release(), events)
+                if self._tools.ready:
+                    # A partial think tag held back arrived before the call: it goes first.
+                    for kind, text in self._splitter.flush():
+                        self._emit(kind, text, events)
                 self._tools.pump(self._blocks, events)
         finish_reason = choice.get("finish_reason")
         if isinstance(finish_reason, str) and finish_reason:

@@ -448,6 +448,22 @@ def test_text_before_a_tool_call_has_a_name_still_comes_first() -> None:
     assert blocks(events) == [("text", "Running T now."), ("tool_use:T", '{"a":1}')]
 
 
+def test_text_held_as_a_possible_think_tag_goes_before_the_tool_call_after_it() -> None:
+    # "<" may start "<think>", so the splitter holds it; it arrived before the call, so it
+    # goes out before the call's block, as the non-streamed translation has it.
+    for held in ("<", "  <thi"):
+        events = checked(
+            run_chunks(
+                [
+                    delta(content=held),
+                    delta(tool_calls=[fragment(0, id="c", name="T", arguments="{}")]),
+                    delta("tool_calls"),
+                ]
+            )
+        )
+        assert blocks(events) == [("text", held.lstrip()), ("tool_use:T", "{}")]
+
+
 def test_tool_call_with_no_arguments_gets_an_empty_object_not_missing_input() -> None:
     events = checked(
         run_chunks(
