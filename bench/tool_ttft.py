@@ -5,7 +5,8 @@
 
 A paced OpenAI-compatible upstream (an aiohttp app in this process) answers with a `Write`
 call: the name first (`arguments: ""`), then the arguments of a ~2,000-token file in
-`--fragments` pieces `--interval-ms` apart, then the finish. The proxy runs as a child process,
+`--fragments` pieces `--interval-ms` apart, then, one interval later, the finish (finish_reason,
+usage, `[DONE]`). The proxy runs as a child process,
 `cc-proxy serve`, configured as bench/run.py configures it; `--source DIR` runs it from another
 source tree (an older checkout, for a before/after comparison). The client, in this process
 too, reads the SSE answer, so the upstream's send times and the client's receive times come
@@ -16,10 +17,15 @@ from one clock. Per round it records:
     first input   from the upstream sending the first argument fragment to the client
                   receiving the first `input_json_delta`
     last input    from the upstream sending the last fragment to the client receiving the
-                  block's `content_block_stop`
+                  last `input_json_delta` (it has the whole input)
+    block stop    from the upstream sending the finish to the client receiving the block's
+                  `content_block_stop`
 
 and prints the medians (and the worst round). A translator that buffers tool calls shows the
-whole stream's length in the first two; the target is a few milliseconds.
+whole stream's length in the first two; the target is a few milliseconds. The block stop must
+not come before the finish (Claude Code runs a stopped tool_use block at once, even if the
+stream then fails: docs/wire.md): a proxy that stops the block when the object closes shows
+about minus one interval there.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class Round:
     block_start_ms: float
     first_input_ms: float
     last_input_ms: float
+    block_stop_ms: float
     stream_s: float  # the upstream's own length, name to last fragment
 
 
@@ -113,6 +120,8 @@ class PacedUpstream:
             if n == len(self.fragments) - 1:
                 self.sent["last"] = time.perf_counter()
             await send({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]})
+        await asyncio.sleep(self.interval)
+        self.sent["end"] = time.perf_counter()
         await send({}, finish_reason="tool_calls")
         usage = {"prompt_tokens": 900, "completion_tokens": 2000, "total_tokens": 2900}
         await response.write(
@@ -147,6 +156,7 @@ async def one_round(session: aiohttp.ClientSession, proxy_url: str, upstream: Pa
                     received.setdefault("start", now)
                 elif kind == "content_block_delta" and event["delta"]["type"] == "input_json_delta":
                     received.setdefault("first", now)
+                    received["last"] = now
                     arguments.append(event["delta"]["partial_json"])
                 elif kind == "content_block_stop" and "first" in received:
                     received.setdefault("stop", now)
@@ -156,7 +166,8 @@ async def one_round(session: aiohttp.ClientSession, proxy_url: str, upstream: Pa
     return Round(
         block_start_ms=(received["start"] - sent["name"]) * 1000,
         first_input_ms=(received["first"] - sent["first"]) * 1000,
-        last_input_ms=(received["stop"] - sent["last"]) * 1000,
+        last_input_ms=(received["last"] - sent["last"]) * 1000,
+        block_stop_ms=(received["stop"] - sent["end"]) * 1000,
         stream_s=sent["last"] - sent["name"],
     )
 
@@ -215,6 +226,7 @@ def report(result: dict[str, Any]) -> None:
         ("block_start_ms", "block start"),
         ("first_input_ms", "first input"),
         ("last_input_ms", "last input"),
+        ("block_stop_ms", "block stop"),
     ):
         values = [r[key] for r in rounds]
         print(f"{label:14}{statistics.median(values):>12.1f}{max(values):>12.1f}")
