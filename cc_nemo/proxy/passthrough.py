@@ -39,6 +39,10 @@ _UNTOUCHED_EVENTS = frozenset(
 )
 
 
+# Blocks a client may act on as soon as they stop (Anthropic's server tools run upstream).
+_TOOL_BLOCKS = frozenset({"tool_use"})
+
+
 def _parse_event(data: str) -> object:
     try:
         return orjson.loads(data)
@@ -47,15 +51,48 @@ def _parse_event(data: str) -> object:
 
 
 class PassthroughRewriter:
-    """Re-frames an Anthropic stream unchanged except `message_start`'s model; tracks usage."""
+    """Re-frames an Anthropic stream unchanged except `message_start`'s model; tracks usage.
+
+    A tool_use block's `content_block_stop`, and everything after it, is held until the
+    upstream's `message_delta`: Claude Code runs a tool as soon as its block stops, so a stream
+    that failed after that stop would have it re-send the turn and run the tool twice
+    (docs/wire.md, "Why a tool block stops only at the end")."""
 
     def __init__(self, requested_model: str) -> None:
         self._requested_model = requested_model
         self._usage: dict[str, int] = {}
+        self._tool_blocks: set[object] = set()
+        self._held: list[bytes] | None = None
         self.complete = False
         self.error_type: str | None = None
 
     def frame(self, message: SSEMessage) -> bytes:
+        framed = self._frame(message)
+        if message.event == "content_block_start":
+            started = _parse_event(message.data)
+            if (
+                isinstance(started, dict)
+                and (started.get("content_block") or {}).get("type") in _TOOL_BLOCKS
+            ):
+                self._tool_blocks.add(started.get("index"))
+        if self._held is None:
+            if message.event == "content_block_stop" and self._tool_blocks:
+                stopped = _parse_event(message.data)
+                if isinstance(stopped, dict) and stopped.get("index") in self._tool_blocks:
+                    self._held = [framed]
+                    return b""
+            return framed
+        if self.error_type is not None:
+            # The answer failed after all: the held stop must never reach the client.
+            self._held = None
+            return framed
+        self._held.append(framed)
+        if self.complete:  # message_delta or message_stop: the answer is whole
+            released, self._held = b"".join(self._held), None
+            return released
+        return b""
+
+    def _frame(self, message: SSEMessage) -> bytes:
         # Content events are nearly the whole stream and pass unchanged: only parse the rest.
         event = None if message.event in _UNTOUCHED_EVENTS else _parse_event(message.data)
         if isinstance(event, dict):

@@ -156,3 +156,47 @@ async def test_a_streaming_client_reads_multi_line_data_from_the_upstream(
         message = await stream.get_final_message()
     assert message.content[0].text == "multi"  # type: ignore[union-attr]
     assert message.model == "claude-opus-4-8"
+
+
+def _events_out(rewriter: PassthroughRewriter, chunks: list[str]) -> list[str]:
+    decoder = SSEDecoder()
+    out = b"".join(rewriter.frame(m) for chunk in chunks for m in decoder.feed(chunk.encode()))
+    return [m.event for m in SSEDecoder().feed(out)]
+
+
+def test_a_tool_blocks_stop_waits_for_the_upstreams_message_delta() -> None:
+    chunks = tool_events(['{"command": ', '"ls"}'])
+    rewriter = PassthroughRewriter("claude-x")
+    # Up to the block's stop: the stop itself is held.
+    assert _events_out(rewriter, chunks[:5])[-1] == "content_block_delta"
+    # The message_delta releases the stop, in order, with it.
+    assert _events_out(rewriter, chunks[5:6]) == ["content_block_stop", "message_delta"]
+    assert _events_out(rewriter, chunks[6:]) == ["message_stop"]
+
+
+def test_a_stream_failing_after_a_tool_blocks_stop_never_stops_the_block() -> None:
+    chunks = tool_events(['{"command": "ls"}'])[:4]  # … the block's stop, then nothing
+    rewriter = PassthroughRewriter("claude-x")
+    assert "content_block_stop" not in _events_out(rewriter, chunks)
+    assert rewriter.complete is False  # the proxy ends the body as truncated
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    assert _events_out(rewriter, [frame(error)]) == ["error"]
+
+
+async def test_claude_code_never_sees_a_tool_block_stop_from_a_stream_that_then_drops(
+    make_proxy: MakeProxy,
+) -> None:
+    """Claude Code runs a tool when its block stops; a drop after the stop would make it
+    re-send the turn and run the tool twice."""
+    proxy = await make_proxy(provider_kind="anthropic")
+    chunks = tool_events(['{"command": "echo once"}'])
+    proxy.fake.enqueue(Reply.stream(chunks[:4], drop_after=4, chunk_delay=0.05, done=False))
+    async with proxy.client(default_headers={"x-app": "cli"}) as client:
+        response = await client.messages.with_raw_response.create(
+            model="claude-sonnet-4-5", max_tokens=50, messages=USER, stream=True
+        )
+        body = await response.http_response.aread()
+    events = [m.event for m in SSEDecoder().feed(body)]
+    assert "content_block_start" in events and "input_json_delta" in body.decode()
+    assert "content_block_stop" not in events
+    assert "message_stop" not in events
