@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -42,6 +43,7 @@ from cc_nemo.translate.response import MessageAccumulator, translate_completion
 from cc_nemo.translate.sse import SSEDecoder, SSELineTooLong
 from cc_nemo.translate.stream import StreamTranslator
 from cc_nemo.translate.tokens import estimate_tokens
+from cc_nemo.translate.usage import Usage, usage_from_openai
 
 log = logging.getLogger("cc_nemo.proxy.exchange")
 
@@ -96,6 +98,8 @@ class MessagesRelay:
                 exchange.client_gone = True
                 if writer.response is None:
                     raise
+            if writer.content_sent:
+                fallbacks.answered()
             assert writer.response is not None
             return writer.response
         return await self._complete(exchange, headers, route, fallbacks)
@@ -171,19 +175,20 @@ class MessagesRelay:
     ) -> web.Response:
         while True:
             try:
-                message = await self._complete_with(exchange, headers, route)
+                message, usage = await self._complete_with(exchange, headers, route)
             except ErrorReply as exc:
                 following = fallbacks.after(exc.error)
                 if following is None:
                     raise
                 route = following
                 continue
-            exchange.usage = usage_of(message)
+            fallbacks.answered()
+            exchange.usage = usage
             return web.Response(body=orjson.dumps(message), content_type="application/json")
 
     async def _complete_with(
         self, exchange: Exchange, headers: Mapping[str, str], route: Route
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Usage]:
         """One model's complete answer; a drop or a transient error payload is retried."""
         budget = self.calls.budget()
         while True:
@@ -235,6 +240,9 @@ class _Fallbacks:
         self._exchange = exchange
         self._checked = checked
         self._specs = list(specs)
+        self._trying: ModelSpec | None = None
+        # The alias the request asked for, once a fallback stands in for it.
+        self._original: str | None = None
 
     def after(self, error: AnthropicError) -> Route | None:
         if error.type != "overloaded_error":
@@ -247,7 +255,7 @@ class _Fallbacks:
             except ErrorReply as exc:
                 exchange.notes.append(f"fallback {spec.alias} skipped: {exc.error.message}")
                 continue
-            original = exchange.fallback_from or (exchange.spec.alias if exchange.spec else "")
+            original = self._original or (exchange.spec.alias if exchange.spec else "")
             log.warning(
                 "%s %s out of capacity after retries (%s); falling back to %s",
                 exchange.request_id,
@@ -255,21 +263,34 @@ class _Fallbacks:
                 error.message,
                 spec.alias,
             )
-            exchange.fallback_from = original
-            exchange.notes.append(f"answered by {spec.alias}: {original} out of capacity")
+            self._original = original
+            self._trying = spec
             self._relay._use(exchange, spec)
             return route
         return None
 
+    def answered(self) -> None:
+        """The route in use answered: the note says which fallback did, if one did (a fallback
+        that is out of capacity too answers nothing)."""
+        if self._trying is not None and self._original:
+            # The record's fallback_from (and so its answered_by) is set only now.
+            self._exchange.fallback_from = self._original
+            self._exchange.notes.append(
+                f"answered by {self._trying.alias}: {self._original} out of capacity"
+            )
 
-def _whole_message(raw: bytes, is_event_stream: bool, route: Route) -> dict[str, Any]:
-    """An upstream's whole answer as one Anthropic message; ErrorReply if it is an error."""
+
+def _whole_message(raw: bytes, is_event_stream: bool, route: Route) -> tuple[dict[str, Any], Usage]:
+    """An upstream's whole answer as one Anthropic message, and its usage with the reasoning
+    tokens the message has no field for; ErrorReply if it is an error."""
     message_id = new_message_id()
     if not is_event_stream:
         completion = parse_completion(raw, route.context)
-        return translate_completion(
+        message = translate_completion(
             completion, route.context, message_id=message_id, new_tool_id=new_tool_id
         )
+        upstream = usage_from_openai(completion.get("usage"), fallback_input=0, fallback_output=0)
+        return message, replace(usage_of(message), reasoning_tokens=upstream.reasoning_tokens)
     # Some servers stream whatever was asked: fold the stream into one message.
     translator = StreamTranslator(route.context, message_id=message_id, new_tool_id=new_tool_id)
     decoder = SSEDecoder()
@@ -290,4 +311,4 @@ def _whole_message(raw: bytes, is_event_stream: bool, route: Route) -> dict[str,
         accumulator.add(event)
     if translator.error is not None:
         raise ErrorReply(translator.error)
-    return accumulator.result()
+    return accumulator.result(), translator.usage

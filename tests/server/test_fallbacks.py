@@ -64,6 +64,28 @@ async def test_fallbacks_are_tried_in_order_and_the_last_failure_is_reported(
         catalog.resolve("kimi").model,
         catalog.resolve("gemma4").model,
     ]
+    # No model answered: nothing is booked as answered by a fallback.
+    record = proxy.ledger.records[-1]
+    assert (record.fallback_from, record.answered_by, record.status) == (None, None, 529)
+    assert "answered by" not in proxy.ledger.summary().render()
+
+
+async def test_a_whole_answer_records_the_reasoning_tokens_the_upstream_reports(
+    make_proxy: MakeProxy,
+) -> None:
+    proxy = await make_proxy()
+    usage = {
+        "prompt_tokens": 30,
+        "completion_tokens": 12,
+        "completion_tokens_details": {"reasoning_tokens": 7},
+    }
+    body = completion("thought, then answered")
+    body["usage"] = usage
+    proxy.fake.enqueue(Reply.json(body))
+    async with proxy.client() as client:
+        await client.messages.create(model="claude-sonnet-5", max_tokens=100, messages=MESSAGES)
+    record = proxy.ledger.records[-1]
+    assert (record.output_tokens, record.reasoning_tokens) == (12, 7)
 
 
 async def test_a_permanent_error_does_not_fall_back(make_proxy: MakeProxy) -> None:
