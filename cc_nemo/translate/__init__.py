@@ -1,5 +1,6 @@
 """Pure Anthropic Messages ⇄ OpenAI Chat Completions translation: every rule in docs/wire.md,
-as functions and one stream state machine, with no I/O, no clock and no globals."""
+as functions and one stream state machine, with no I/O, no clock and no globals but the
+bounded memos of pure functions (docs/architecture.md, "Caches")."""
 
 from __future__ import annotations
 
