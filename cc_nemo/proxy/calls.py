@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -38,6 +39,8 @@ _OVERFLOW_PREFIXES = ("prompt is too long", "input length and `max_tokens`")
 GATEWAY_CACHE_NOTE = "answered from the AI Gateway cache (cf-aig-cache-status: HIT)"
 # An upstream 400 that names the tool choice: only then is a forced choice relaxed for good.
 _ABOUT_TOOL_CHOICE = re.compile(r"tool[ _-]?choice", re.IGNORECASE)
+# asyncio.timeout (3.11+) lets each upstream read carry its own deadline; 3.10 waits on a task.
+TIMED_READS = sys.version_info >= (3, 11)
 
 
 class RetryBudget:
@@ -183,12 +186,60 @@ class UpstreamCalls:
             log.info("%s upstream reply: %s", exchange.request_id, clip_body(raw))
         return raw
 
-    async def chunks(
+    def chunks(
         self, reply: UpstreamReply, writer: StreamWriter, exchange: Exchange
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Upstream body pieces as they come, with the writer's commits and pings on time;
         raises UpstreamTimeout past the first-byte or read budget; ends quietly on EOF or a
         drop (the translator then decides between a complete message and a truncation)."""
+        reads = self._timed_reads if TIMED_READS else self._waited_reads
+        return reads(reply, writer, exchange)
+
+    async def _timed_reads(
+        self, reply: UpstreamReply, writer: StreamWriter, exchange: Exchange
+    ) -> AsyncGenerator[bytes, None]:
+        """`chunks` with each read under a deadline (Python 3.11+): no task and no
+        asyncio.wait per read, ~14 % less CPU per chunk when chunks come one by one
+        (bench/README.md, paced CPU). A read cut short by its deadline loses nothing: the
+        bytes stay in the response's buffer for the next one."""
+        settings = self.settings
+        first_byte_deadline = exchange.started + settings.first_byte_timeout
+        last_data: float | None = None
+        while True:
+            if last_data is None:
+                deadline, budget = first_byte_deadline, settings.first_byte_timeout
+            else:
+                deadline, budget = last_data + settings.read_timeout, settings.read_timeout
+            # Relative: the loop's clock need not be time.monotonic (uvloop's is its own).
+            delay = max(min(deadline, writer.next_wake) - time.monotonic(), 0.0)
+            scope = asyncio.timeout(delay)  # 3.11+: only reached when TIMED_READS
+            try:
+                async with scope:
+                    data = await reply.read_chunk()
+            except (aiohttp.ClientError, OSError) as exc:
+                # TimeoutError is an OSError: ours (the scope expired) means "wake up".
+                if not scope.expired():
+                    log.warning("%s upstream dropped mid-body: %s", exchange.request_id, exc)
+                    exchange.notes.append("upstream dropped mid-body")
+                    return
+                if time.monotonic() >= deadline:
+                    raise UpstreamTimeout("data", budget) from None
+                await writer.tick()
+                continue
+            if not data:
+                return
+            exchange.mark_first_byte()
+            last_data = time.monotonic()
+            # Data may flow while the translator holds it back (a tool block's stop and
+            # later calls wait for the end): commit and ping on time all the same.
+            await writer.tick()
+            yield data
+
+    async def _waited_reads(
+        self, reply: UpstreamReply, writer: StreamWriter, exchange: Exchange
+    ) -> AsyncGenerator[bytes, None]:
+        """`chunks` for Python 3.10 (no asyncio.timeout): each read a future, awaited with
+        asyncio.wait until the next deadline, kept across wake-ups."""
         settings = self.settings
         first_byte_deadline = exchange.started + settings.first_byte_timeout
         last_data: float | None = None
@@ -219,8 +270,6 @@ class UpstreamCalls:
                     return
                 exchange.mark_first_byte()
                 last_data = time.monotonic()
-                # Data may flow while the translator holds it back (a tool block's stop and
-                # later calls wait for the end): commit and ping on time all the same.
                 await writer.tick()
                 yield data
         finally:

@@ -12,7 +12,8 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -118,6 +119,12 @@ class UpstreamReply:
     def gateway_cache_hit(self) -> bool:
         """AI Gateway answered from its cache (`cf-aig-cache-status: HIT`)."""
         return self._response.headers.get(GATEWAY_CACHE_STATUS_HEADER, "").upper() == "HIT"
+
+    def read_chunk(self) -> Coroutine[Any, Any, bytes]:
+        """The next piece of body as soon as any arrives (b"" at the end), for a caller that
+        bounds the wait itself; cancelling it loses nothing (the bytes stay buffered).
+        Raises aiohttp.ClientPayloadError when the upstream drops mid-body."""
+        return self._response.content.readany()
 
     def next_chunk(self) -> asyncio.Future[bytes]:
         """The next piece of body as soon as any arrives (b"" at the end).
