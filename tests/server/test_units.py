@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import re
+import string
+from collections import Counter
 from dataclasses import replace
 
 import pytest
 
-from cc_nemo.proxy.ids import new_message_id, new_request_id, new_tool_id
+from cc_nemo.proxy.ids import _random_suffix, new_message_id, new_request_id, new_tool_id
 from cc_nemo.proxy.loopback import host_header_is_loopback as is_loopback_host
 from cc_nemo.proxy.middlewares import token_matches
 from cc_nemo.proxy.routing import model_for_request
-from cc_nemo.proxy.upstream import MAX_HONOURED_RETRY_AFTER, parse_retry_after, retry_delay
+from cc_nemo.proxy.upstream import (
+    MAX_HONOURED_RETRY_AFTER,
+    gateway_metadata,
+    parse_retry_after,
+    retry_delay,
+)
 from cc_nemo.settings.catalog import Catalog, ad_hoc_spec
 from tests.fixtures import proxy_settings
 
@@ -28,6 +36,32 @@ def test_ids_have_anthropic_shapes_and_do_not_repeat(make, pattern: str) -> None
     ids = {make() for _ in range(2000)}
     assert len(ids) == 2000
     assert all(re.match(pattern, value) for value in ids)
+
+
+def test_id_characters_are_equally_likely() -> None:
+    """Each of the 62 characters as often as the others: a plain byte % 62 would make the first
+    eight ~25 % more frequent (an id easier to guess). 120,000 characters: ~1935 each, standard
+    deviation ~44; the bound is 5 of them."""
+    counts = Counter("".join(new_request_id()[4:] for _ in range(5000)))
+    assert sorted(counts) == sorted(string.ascii_letters + string.digits)
+    expected = 5000 * 24 / 62
+    assert all(abs(count - expected) < 0.12 * expected for count in counts.values()), counts
+
+
+def test_a_suffix_longer_than_one_draw_is_complete() -> None:
+    for _ in range(200):
+        assert re.fullmatch(r"[A-Za-z0-9]{100}", _random_suffix(100))
+
+
+@pytest.mark.parametrize("model", ["nemotron", "modèle-ü", "模型", 'say "hi"\n', None])
+def test_gateway_metadata_is_compact_ascii_json(model: str | None) -> None:
+    """A header value: ASCII whatever the alias (a config.toml key may be any text)."""
+    entries = {"client": "cc-proxy", "request_id": "req_x", "claude_session": "abc"}
+    if model is not None:
+        entries["model"] = model
+    metadata = gateway_metadata(request_id="req_x", claude_session="abc", model=model)
+    assert metadata.isascii()
+    assert metadata == json.dumps(entries, separators=(",", ":"))
 
 
 @pytest.mark.parametrize(
