@@ -16,6 +16,7 @@ from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import aiohttp
+import orjson
 from multidict import CIMultiDictProxy
 
 from cc_nemo import __version__
@@ -207,12 +208,16 @@ def gateway_metadata(*, request_id: str, claude_session: str | None, model: str 
     """`cf-aig-metadata` for one upstream attempt: what lines AI Gateway's log entry up with
     cc-proxy's log line and ledger record. The gateway keeps at most 5 entries of strings,
     numbers or booleans; these are 4 strings, never a secret (docs/wire.md, "Endpoints and
-    headers"). ASCII JSON, so any value is a valid header."""
+    headers"). ASCII JSON, so any value is a valid header: orjson's (a tenth of json.dumps's
+    cost, once per attempt) unless a value is not ASCII, which only json escapes."""
     entries = {"client": GATEWAY_CLIENT_NAME, "request_id": request_id}
     if claude_session:
         entries["claude_session"] = claude_session
     if model:
         entries["model"] = model
+    encoded = orjson.dumps(entries).decode()
+    if encoded.isascii():
+        return encoded
     return json.dumps(entries, separators=(",", ":"))
 
 
