@@ -50,12 +50,24 @@ class SSEDecoder:
         self._data: list[str] = []
         self._data_chars = 0
         self._at_stream_start = True
+        # Nothing is pending, so a read of whole events may take the fast path.
+        self._between_events = True
 
     def feed(self, data: bytes) -> list[SSEMessage]:
         """Consume one network read; return the messages it completed."""
-        text = self._utf8.decode(data)
-        if not text:
-            return []
+        if self._between_events and data.endswith(b"\n\n") and b"\r" not in data:
+            # Ends in ASCII: the UTF-8 decoder holds nothing before or after this read.
+            text = data.decode("utf-8", "replace")
+            messages = self._whole_data_events(text)
+            if messages is not None:
+                return messages
+        else:
+            # A read ending in a blank line leaves nothing pending: no partial line, UTF-8
+            # character, CR, field or data (the empty line dispatched them).
+            self._between_events = data.endswith(b"\n\n")
+            text = self._utf8.decode(data)
+            if not text:
+                return []
         return self._consume(text)
 
     def flush(self) -> list[SSEMessage]:
@@ -64,6 +76,25 @@ class SSEDecoder:
         if self._pending:
             self._process_line(self._take_pending(""), messages)
         self._dispatch(messages)
+        return messages
+
+    def _whole_data_events(self, text: str) -> list[SSEMessage] | None:
+        """The fast path, for the usual read (whole `data: …` events, one line each, LF only):
+        one split on the blank lines instead of a line at a time. None when the read holds
+        anything else (a comment, another field, a multi-line event, a BOM at the start); the
+        general parser then reads it from the same state."""
+        if len(text) >= self._max:
+            return None  # the general parser decides which line or event is over the cap
+        parts = text.split("\n\n")
+        # The read ends with a blank line, so the last part is "", or "\n" when it ends with
+        # three: one more empty line, which dispatches nothing.
+        parts.pop()
+        messages = []
+        for part in parts:
+            if part[:5] != "data:" or "\n" in part:
+                return None
+            messages.append(SSEMessage(None, part[6:] if part[5:6] == " " else part[5:]))
+        self._at_stream_start = False  # a BOM would have failed the "data:" check
         return messages
 
     def _consume(self, text: str) -> list[SSEMessage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import orjson
@@ -187,3 +188,85 @@ def test_any_split_of_any_stream_decodes_as_the_whole(
 def test_a_decoded_message_encodes_back_to_itself(event: str | None, data: str) -> None:
     message = SSEMessage(event, data)
     assert decode_all([encode_message(message)]) == [message]
+
+
+# Events for the fast path (whole `data: …` events, LF only) mixed with every form that must
+# leave it: comments, other fields, CR and CRLF, multi-line data, extra blank lines, a BOM, a
+# field without a colon, invalid UTF-8, and an event cut by the read boundary.
+_PAYLOAD = st.text(alphabet='ab :{}"é🌍\u2028\u0085', max_size=12)
+_FAST_EVENT = _PAYLOAD.map(lambda p: ("data: " + p + "\n\n").encode())
+_OTHER_EVENT = st.one_of(
+    _PAYLOAD.map(lambda p: ("data:" + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: ("data:  " + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: (": " + p + "\n\ndata: " + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: ("event: e\ndata: " + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: ("id: 1\ndata: " + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: ("data: " + p + "\r\n\r\n").encode()),
+    _PAYLOAD.map(lambda p: ("data: " + p + "\r\r").encode()),
+    _PAYLOAD.map(lambda p: ("data: " + p + "\ndata: " + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: ("data: " + p + "\n\n\n").encode()),
+    _PAYLOAD.map(lambda p: ("data\n\ndata: " + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: ("dataset: " + p + "\n\n").encode()),
+    _PAYLOAD.map(lambda p: b"data: \xff\xc3" + p.encode() + b"\xe2\x82\n\n"),
+    _PAYLOAD.map(lambda p: ("\n\ndata: " + p + "\n\n").encode()),
+    st.just(b"event: only-a-name\n\n"),
+    st.just(b"\n"),
+)
+
+
+def decode_byte_by_byte(raw: bytes) -> list[SSEMessage]:
+    # A one-byte read never ends in a blank line: the general parser alone reads it all.
+    return decode_all([raw[i : i + 1] for i in range(len(raw))])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    events=st.lists(
+        st.one_of(_FAST_EVENT, _FAST_EVENT, _FAST_EVENT, _OTHER_EVENT), min_size=1, max_size=10
+    ),
+    bom=st.booleans(),
+    reads=st.lists(st.integers(min_value=1, max_value=4), max_size=10),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=3),
+    tail=st.sampled_from([b"", b"data: tail", b"data: x\n", b"data: y\r", b":c"]),
+)
+def test_reads_of_whole_events_decode_as_the_general_parser_does(
+    events: list[bytes], bom: bool, reads: list[int], cuts: list[int], tail: bytes
+) -> None:
+    # Reads mostly on event boundaries (as the mock and real servers send them), a few not.
+    bounds: list[int] = []
+    position = 0
+    for event, take in zip(events, itertools.cycle(reads or [1])):
+        position += len(event)
+        if take != 2:
+            bounds.append(position)
+    raw = (b"\xef\xbb\xbf" if bom else b"") + b"".join(events) + tail
+    shift = 3 if bom else 0
+    pieces = split_at(raw, [b + shift for b in bounds] + cuts)
+    expected = decode_byte_by_byte(raw)
+    assert decode_all(pieces) == expected
+    assert decode_all([raw]) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=80, max_value=120), min_size=1, max_size=4),
+    whole=st.booleans(),
+)
+def test_the_cap_holds_for_reads_of_whole_events(sizes: list[int], whole: bool) -> None:
+    events = [b"data: " + b"w" * size + b"\n\n" for size in sizes]
+    pieces = [b"".join(events)] if whole else events
+
+    def outcome(pieces: list[bytes]) -> list[SSEMessage] | str:
+        decoder = SSEDecoder(max_event_chars=100)
+        messages: list[SSEMessage] = []
+        try:
+            for piece in pieces:
+                messages += decoder.feed(piece)
+        except SSELineTooLong:
+            return "too long"
+        return messages + decoder.flush()
+
+    # An event's data over the cap is refused, whether its read holds one event or several.
+    assert outcome(pieces) == (
+        "too long" if max(sizes) >= 100 else [SSEMessage(None, "w" * size) for size in sizes]
+    )
