@@ -152,9 +152,30 @@ class SSEDecoder:
         self._data_chars = 0
 
 
+# The framing before the JSON of each event type we send, encoded once: encode_event runs for
+# every event of every stream.
+_EVENT_HEADS = {
+    name: b"event: " + name.encode() + b"\ndata: "
+    for name in (
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+    )
+}
+
+
 def encode_event(event: Mapping) -> bytes:
     """Anthropic framing: an `event:` line naming the type (Claude Code needs it) and one data line."""
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    name = event["type"]
+    head = _EVENT_HEADS.get(name) if type(name) is str else None
+    if head is None:
+        head = b"event: " + str(name).encode() + b"\ndata: "
+    return b"".join((head, orjson.dumps(event), b"\n\n"))
 
 
 def encode_message(message: SSEMessage) -> bytes:

@@ -270,3 +270,27 @@ def test_the_cap_holds_for_reads_of_whole_events(sizes: list[int], whole: bool) 
     assert outcome(pieces) == (
         "too long" if max(sizes) >= 100 else [SSEMessage(None, "w" * size) for size in sizes]
     )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+        "ping",
+        "error",
+        "a_type_passed_through",
+        "é",
+        7,
+        ["odd"],
+    ],
+)
+def test_every_event_type_is_framed_the_same(name: object) -> None:
+    event = {"type": name, "index": 1, "delta": {"text": "é"}}
+    assert encode_event(event) == (
+        b"event: " + str(name).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    )
