@@ -33,6 +33,7 @@ from tests.fake_upstream import (
     text_stream,
 )
 from tests.fixtures import CLOUDFLARE_TOKEN, GATEWAY_TOKEN, SESSION_TOKEN, proxy_settings
+from tests.waiting import eventually
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 SESSION = "3f2b8c1e-5d4a-4e7b-9c0d-1a2b3c4d5e6f"
@@ -316,8 +317,9 @@ async def test_a_failed_request_keeps_the_log_id_of_the_gateways_refusal(
     with pytest.raises(anthropic.APIStatusError):
         await ask(proxy, stream=True)
     assert proxy.exchange.gateway_log_id == "01JREFUSED"
-    log_text = (Path(proxy.settings.log_file or "")).read_text()
-    assert "(gateway log 01JREFUSED)" in log_text
+    log_file = Path(proxy.settings.log_file or "")
+    # The log's writer thread writes what has queued up a moment later.
+    await eventually(lambda: "(gateway log 01JREFUSED)" in log_file.read_text(), what="the line")
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -128,6 +128,27 @@ def test_close_logging_writes_every_queued_record_and_flush_waits_for_them(
     ]
 
 
+def test_a_line_is_as_it_was_when_logged_and_in_the_file_within_a_second(
+    tmp_path: Path,
+) -> None:
+    """Lines are formatted by the writer thread, a moment later: only arguments that cannot
+    change wait for it; a list is formatted as it was at the call."""
+    log_file = tmp_path / "proxy.log"
+    handler = configure_logging(log_file, secrets=[SECRET])
+    try:
+        items = ["before"]
+        logged_at = time.monotonic()
+        log.info("items %s, %s of %d", items, SECRET, 3)
+        items.append("after")
+        while "items" not in log_file.read_text():
+            assert time.monotonic() - logged_at < 1.0, "the line took a second"
+            time.sleep(0.01)
+    finally:
+        close_logging(handler)
+    [line] = log_file.read_text().splitlines()
+    assert line.endswith(f": items ['before'], {REDACTED} of 3")
+
+
 @posix_only
 def test_a_stalled_log_file_never_blocks_the_logging_call(tmp_path: Path) -> None:
     # A FIFO nobody reads stands in for a stalled disk: a write past its buffer blocks.
