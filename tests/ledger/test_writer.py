@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cc_nemo.ledger.schema import connect
-from cc_nemo.ledger.writer import WRITER_BUSY_TIMEOUT_MS, LedgerWriter
+from cc_nemo.ledger.writer import BATCH_WINDOW_S, WRITER_BUSY_TIMEOUT_MS, LedgerWriter
 from tests.ledger.records import make_record
 from tests.ledger.write_rows import write_rows
 
@@ -82,6 +82,28 @@ def test_every_submitted_record_is_a_row_with_its_fields(tmp_path: Path) -> None
     )
     assert path.stat().st_mode & 0o777 == 0o600
     assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_records_arriving_together_share_a_commit_and_land_within_a_second(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "usage.sqlite3"
+    writer = LedgerWriter(path)
+    writer.start()
+    submitted_at = time.monotonic()
+    writer.submit(make_record(request_id="req_first"))
+    while not path.exists() or rows_by_session(path) == {}:
+        assert time.monotonic() - submitted_at < 1.0, "a row took a second to land"
+        time.sleep(0.01)
+    started = time.monotonic()
+    for n in range(40):  # a busy proxy: a request every 5 ms
+        writer.submit(make_record(request_id=f"req_{n}"))
+        time.sleep(0.005)
+    elapsed = time.monotonic() - started
+    assert writer.close() is True
+    assert rows_by_session(path) == {"0" * 32: 41}
+    # One commit per window, not per record (41 commits if each woke the writer).
+    assert writer.commits <= 2 + elapsed / BATCH_WINDOW_S + 1, (writer.commits, elapsed)
 
 
 def test_a_submit_after_close_is_refused(tmp_path: Path) -> None:
