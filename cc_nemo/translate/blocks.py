@@ -58,7 +58,14 @@ class BlockWriter:
             self._start("text", events)
             self.text_emitted = True
         self.chars_out += len(text)
-        self._delta({"type": "text_delta", "text": text}, events)
+        # Inlined `_delta`: this runs for every text fragment.
+        events.append(
+            {
+                "type": "content_block_delta",
+                "index": self._next_index,
+                "delta": {"type": "text_delta", "text": text},
+            }
+        )
 
     def reasoning_as_text(self, events: list[dict]) -> None:
         """Repeat all thinking so far as text: for models that answer only in reasoning

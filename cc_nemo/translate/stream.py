@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 TRUNCATED_MESSAGE = "upstream stream truncated"
+# The keys of a delta that only carries answer text (the role comes with the first).
+_CONTENT_ONLY = frozenset({"content", "role"})
 _CHARS_PER_OUTPUT_TOKEN = 4
 
 
@@ -43,6 +45,10 @@ class Phase(Enum):
     STREAMING = "streaming"  # message_start sent, content may follow
     FINISHED = "finished"  # message_stop sent
     FAILED = "failed"  # error event sent; nothing may follow
+
+
+# For the per-chunk check: looking up an Enum member costs ~150 ns on Python 3.11.
+_READY = Phase.READY
 
 
 def payload_error(payload: Mapping, ctx: ResponseContext) -> AnthropicError | None:
@@ -72,6 +78,9 @@ class StreamTranslator:
         self._new_tool_id = new_tool_id
         quirks = ctx.spec.quirks
         self._phase = Phase.READY
+        # message_stop or an error event was emitted: nothing more may be sent. A plain
+        # attribute, kept with `_phase`: the proxy reads it after every upstream message.
+        self.finished = False
         # The failure an `error` event reported, so the caller can retry instead of sending it.
         self.error: AnthropicError | None = None
         self._blocks = BlockWriter(prefill=ctx.prefill)
@@ -93,11 +102,6 @@ class StreamTranslator:
         self._last_usage: Mapping | None = None
         self._finish_reason: str | None = None
         self._matched_stop: str | None = None
-
-    @property
-    def finished(self) -> bool:
-        """message_stop or an error event was emitted: nothing more may be sent."""
-        return self._phase in (Phase.FINISHED, Phase.FAILED)
 
     @property
     def usage(self) -> Usage:
@@ -136,20 +140,26 @@ class StreamTranslator:
 
     def feed(self, chunk: Mapping) -> list[dict]:
         """One parsed `data:` object from upstream."""
+        # This and `_feed_choice` run for every upstream chunk: `type(x) is dict` before the
+        # slower Mapping check (parsed JSON is dicts; Python callers may pass any Mapping).
         if self.finished:
             return []
-        events = self.start()
-        if not isinstance(chunk, Mapping):
+        events = self.start() if self._phase is _READY else []
+        if not (type(chunk) is dict or isinstance(chunk, Mapping)):
             return events
-        error = payload_error(chunk, self._ctx)
-        if error is not None:
-            return events + self.fail(error)
+        # Every error payload has one of these (errors.stream_error_from_chunk decides).
+        if "error" in chunk or "success" in chunk or chunk.get("object") == "error":
+            error = payload_error(chunk, self._ctx)
+            if error is not None:
+                return events + self.fail(error)
         usage = chunk.get("usage")
-        if isinstance(usage, Mapping):
+        if type(usage) is dict or (usage is not None and isinstance(usage, Mapping)):
             self._last_usage = usage
         choices = chunk.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], Mapping):
-            self._feed_choice(choices[0], events)
+        if isinstance(choices, list) and choices:
+            choice = choices[0]
+            if type(choice) is dict or isinstance(choice, Mapping):
+                self._feed_choice(choice, events)
         return events
 
     def feed_data(self, data: str) -> list[dict]:
@@ -210,6 +220,7 @@ class StreamTranslator:
         )
         events.append({"type": "message_stop"})
         self._phase = Phase.FINISHED
+        self.finished = True
         return events
 
     def fail(self, error: AnthropicError) -> list[dict]:
@@ -220,47 +231,62 @@ class StreamTranslator:
         events.append(error.event())
         self.error = error
         self._phase = Phase.FAILED
+        self.finished = True
         return events
 
     def _feed_choice(self, choice: Mapping, events: list[dict]) -> None:
         delta = choice.get("delta")
-        if not isinstance(delta, Mapping):
+        if not (type(delta) is dict or isinstance(delta, Mapping)):
             delta = choice.get("message")
-        if isinstance(delta, Mapping):
-            reasoning = _reasoning_text(delta)
-            if reasoning:
-                if not self._structured_reasoning:
-                    self._structured_reasoning = True
-                    for kind, text in self._splitter.flush():
-                        self._emit(kind, text, events)
-                self._emit("thinking", reasoning, events)
-            content = _content_text(delta.get("content"))
-            if content:
-                if self._structured_reasoning:
-                    self._emit("text", content, events)
-                else:
-                    for kind, text in self._splitter.feed(content):
-                        self._emit(kind, text, events)
-            refusal = delta.get("refusal")
-            if isinstance(refusal, str) and refusal:
-                self._emit("text", refusal, events)
-            tool_calls = delta.get("tool_calls")
-            if isinstance(tool_calls, list):
-                for fragment in tool_calls:
-                    if self._tools.add(fragment) and self._salvage.holding:
-                        # Real tool calls: nothing to salvage, so stop holding text back.
-                        self._blocks.text(self._salvage.release(), events)
-                if self._tools.ready:
-                    # A partial think tag held back arrived before the call: it goes first.
-                    for kind, text in self._splitter.flush():
-                        self._emit(kind, text, events)
-                self._tools.pump(self._blocks, events)
+        if type(delta) is dict and delta.keys() <= _CONTENT_ONLY:
+            # The usual chunk, a piece of answer text: no reasoning, refusal or tool calls.
+            content = delta.get("content")
+            if type(content) is str and content:
+                self._feed_content(content, events)
+            elif content is not None:
+                self._feed_delta(delta, events)
+        elif isinstance(delta, Mapping):
+            self._feed_delta(delta, events)
         finish_reason = choice.get("finish_reason")
         if isinstance(finish_reason, str) and finish_reason:
             self._finish_reason = finish_reason
         matched_stop = choice.get("stop_reason")
         if isinstance(matched_stop, str) and matched_stop:
             self._matched_stop = matched_stop
+
+    def _feed_delta(self, delta: Mapping, events: list[dict]) -> None:
+        reasoning = _reasoning_text(delta)
+        if reasoning:
+            if not self._structured_reasoning:
+                self._structured_reasoning = True
+                for kind, text in self._splitter.flush():
+                    self._emit(kind, text, events)
+            self._emit("thinking", reasoning, events)
+        content = _content_text(delta.get("content"))
+        if content:
+            self._feed_content(content, events)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self._emit("text", refusal, events)
+        tool_calls = delta.get("tool_calls")
+        if isinstance(tool_calls, list):
+            for fragment in tool_calls:
+                if self._tools.add(fragment) and self._salvage.holding:
+                    # Real tool calls: nothing to salvage, so stop holding text back.
+                    self._blocks.text(self._salvage.release(), events)
+            if self._tools.ready:
+                # A partial think tag held back arrived before the call: it goes first.
+                for kind, text in self._splitter.flush():
+                    self._emit(kind, text, events)
+            self._tools.pump(self._blocks, events)
+
+    def _feed_content(self, content: str, events: list[dict]) -> None:
+        if self._structured_reasoning or self._splitter.in_text:
+            # No think tags to split out: after a reasoning field, or past the reasoning.
+            self._emit("text", content, events)
+        else:
+            for kind, text in self._splitter.feed(content):
+                self._emit(kind, text, events)
 
     def _emit(self, kind: BlockKind, text: str, events: list[dict]) -> None:
         if self._tools.started:

@@ -34,6 +34,9 @@ class ThinkTagSplitter:
         self._buffer = ""
         self._close_tag = _R1_CLOSE
         self._state = _State.OPENING_THINK if starts_in_think else _State.BEFORE_ANY
+        # Past the reasoning (the TEXT state, where nothing is ever held): `feed` would return
+        # its text whole, so a caller may skip it. Read for every content fragment.
+        self.in_text = False
 
     def feed(self, text: str) -> list[Segment]:
         """Split one fragment; a partial tag at its end waits for the next fragment."""
@@ -81,8 +84,15 @@ class ThinkTagSplitter:
                 return True
             if open_tag.startswith(stripped):
                 return False
-        self._state = _State.IN_THINK if self._state is _State.OPENING_THINK else _State.TEXT
+        if self._state is _State.OPENING_THINK:
+            self._state = _State.IN_THINK
+        else:
+            self._enter_text()
         return True
+
+    def _enter_text(self) -> None:
+        self._state = _State.TEXT
+        self.in_text = True
 
     def _step_in_think(self, segments: list[Segment]) -> bool:
         position = self._buffer.find(self._close_tag)
@@ -90,7 +100,7 @@ class ThinkTagSplitter:
             if position:
                 segments.append(("thinking", self._buffer[:position]))
             self._buffer = self._buffer[position + len(self._close_tag) :]
-            self._state = _State.TEXT
+            self._enter_text()
             return True
         keep = _partial_suffix(self._buffer, self._close_tag)
         emit = self._buffer[: len(self._buffer) - keep]

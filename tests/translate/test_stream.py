@@ -720,6 +720,49 @@ def test_error_payload_inside_the_stream_ends_it_with_an_error_event() -> None:
     assert stream.finish(saw_done=True) == []
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"success": False, "errors": [{"code": 3040, "message": "Capacity temporarily exceeded"}]},
+        {"object": "error", "message": "Capacity temporarily exceeded", "code": 3040},
+        {"error": "Capacity temporarily exceeded"},
+    ],
+)
+def test_every_form_of_error_payload_in_a_stream_ends_it(payload: dict) -> None:
+    stream = translator(context())
+    events = stream.start() + stream.feed(delta(content="partial"))
+    events += stream.feed(payload)
+    checked(events)
+    assert events[-1]["type"] == "error"
+    assert stream.finished
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        # Not errors: a falsy error field, a success flag on a chunk with choices.
+        [delta(content="partial", finish="stop") | {"error": None}],
+        [delta(content="partial", finish="stop") | {"success": False}],
+        [delta(content="partial", finish="stop") | {"success": True, "object": "chunk"}],
+    ],
+)
+def test_chunks_with_error_like_fields_that_are_not_errors_stream_on(chunks: list[dict]) -> None:
+    events = checked(run_chunks(chunks))
+    assert blocks(events) == [("text", "partial")]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        [{"type": "text", "text": "par"}, {"type": "text", "text": "tial"}],
+        [{"type": "text", "text": "partial"}, {"type": "image_url"}],
+    ],
+)
+def test_content_as_a_list_of_parts_streams_its_texts(content: list[dict]) -> None:
+    events = checked(run_chunks([delta(role="assistant", content=content), delta(finish="stop")]))
+    assert blocks(events) == [("text", "partial")]
+
+
 def test_fail_emits_one_error_event_and_nothing_after() -> None:
     stream = translator(context())
     events = stream.start() + stream.feed(delta(content="x"))
