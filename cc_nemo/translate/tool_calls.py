@@ -30,6 +30,7 @@ from cc_nemo.translate.json_repair import (
 ToolCall = tuple[str, dict[str, Any]]
 
 _FENCE = "```"
+_NO_FUNCTION: Mapping[str, Any] = {}  # read only
 
 
 class ArgumentStream:
@@ -160,15 +161,16 @@ class ToolCallAssembler:
 
     def add(self, fragment: object) -> bool:
         """Take one fragment; False when it carried nothing (Cloudflare's null finaliser)."""
-        if not isinstance(fragment, Mapping):
+        # Runs for every fragment: `type(x) is dict` before the slower Mapping check.
+        if not (type(fragment) is dict or isinstance(fragment, Mapping)):
             return False
         function = fragment.get("function")
-        if not isinstance(function, Mapping):
-            function = {}
+        if not (type(function) is dict or isinstance(function, Mapping)):
+            function = _NO_FUNCTION
         call_id = _non_empty_str(fragment.get("id"))
         name = _non_empty_str(function.get("name"))
         arguments = function.get("arguments")
-        has_arguments = isinstance(arguments, dict | list) or (
+        has_arguments = isinstance(arguments, (dict, list)) or (
             isinstance(arguments, str) and arguments != ""
         )
         if call_id is None and name is None and not has_arguments:
@@ -192,7 +194,7 @@ class ToolCallAssembler:
         if isinstance(arguments, str):
             if arguments:
                 call.arguments.append(arguments)
-        elif isinstance(arguments, dict | list):
+        elif isinstance(arguments, (dict, list)):
             call.arguments.replace(compact_json(arguments))
         return True
 
