@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -23,9 +23,11 @@ class SSELineTooLong(ValueError):
     """An upstream line, or one event's data, exceeded MAX_EVENT_CHARS; answer an api_error."""
 
 
-@dataclass(frozen=True)
-class SSEMessage:
-    """One dispatched event: its `event:` name (None when absent) and its joined `data:` lines."""
+class SSEMessage(NamedTuple):
+    """One dispatched event: its `event:` name (None when absent) and its joined `data:` lines.
+
+    A NamedTuple rather than a frozen dataclass: one is made per upstream chunk, and building
+    a frozen dataclass costs ~3x as much."""
 
     event: str | None
     data: str
