@@ -39,7 +39,7 @@ _OVERFLOW_PREFIXES = ("prompt is too long", "input length and `max_tokens`")
 GATEWAY_CACHE_NOTE = "answered from the AI Gateway cache (cf-aig-cache-status: HIT)"
 # An upstream 400 that names the tool choice: only then is a forced choice relaxed for good.
 _ABOUT_TOOL_CHOICE = re.compile(r"tool[ _-]?choice", re.IGNORECASE)
-# asyncio.timeout (3.11+) lets each upstream read carry its own deadline; 3.10 waits on a task.
+# Task.uncancel (3.11+) lets a timer wake an upstream read directly; 3.10 waits on a task.
 TIMED_READS = sys.version_info >= (3, 11)
 
 
@@ -198,42 +198,40 @@ class UpstreamCalls:
     async def _timed_reads(
         self, reply: UpstreamReply, writer: StreamWriter, exchange: Exchange
     ) -> AsyncGenerator[bytes, None]:
-        """`chunks` with each read under a deadline (Python 3.11+): no task and no
-        asyncio.wait per read, ~14 % less CPU per chunk when chunks come one by one
-        (bench/README.md, paced CPU). A read cut short by its deadline loses nothing: the
-        bytes stay in the response's buffer for the next one."""
+        """`chunks` with each read woken by a deadline (Python 3.11+): no task, no
+        asyncio.wait and no timer of its own per read (bench/README.md, paced CPU). A read
+        cut short by its deadline loses nothing: the bytes stay in the response's buffer."""
         settings = self.settings
         first_byte_deadline = exchange.started + settings.first_byte_timeout
         last_data: float | None = None
-        while True:
-            if last_data is None:
-                deadline, budget = first_byte_deadline, settings.first_byte_timeout
-            else:
-                deadline, budget = last_data + settings.read_timeout, settings.read_timeout
-            # Relative: the loop's clock need not be time.monotonic (uvloop's is its own).
-            delay = max(min(deadline, writer.next_wake) - time.monotonic(), 0.0)
-            scope = asyncio.timeout(delay)  # 3.11+: only reached when TIMED_READS
-            try:
-                async with scope:
-                    data = await reply.read_chunk()
-            except (aiohttp.ClientError, OSError) as exc:
-                # TimeoutError is an OSError: ours (the scope expired) means "wake up".
-                if not scope.expired():
+        alarm = _ReadAlarm()
+        try:
+            while True:
+                if last_data is None:
+                    deadline, budget = first_byte_deadline, settings.first_byte_timeout
+                else:
+                    deadline, budget = last_data + settings.read_timeout, settings.read_timeout
+                try:
+                    data = await alarm.read(reply, min(deadline, writer.next_wake))
+                except _WakeUp:
+                    if time.monotonic() >= deadline:
+                        raise UpstreamTimeout("data", budget) from None
+                    await writer.tick()
+                    continue
+                except (aiohttp.ClientError, OSError) as exc:
                     log.warning("%s upstream dropped mid-body: %s", exchange.request_id, exc)
                     exchange.notes.append("upstream dropped mid-body")
                     return
-                if time.monotonic() >= deadline:
-                    raise UpstreamTimeout("data", budget) from None
+                if not data:
+                    return
+                exchange.mark_first_byte()
+                last_data = time.monotonic()
+                # Data may flow while the translator holds it back (a tool block's stop and
+                # later calls wait for the end): commit and ping on time all the same.
                 await writer.tick()
-                continue
-            if not data:
-                return
-            exchange.mark_first_byte()
-            last_data = time.monotonic()
-            # Data may flow while the translator holds it back (a tool block's stop and
-            # later calls wait for the end): commit and ping on time all the same.
-            await writer.tick()
-            yield data
+                yield data
+        finally:
+            alarm.close()
 
     async def _waited_reads(
         self, reply: UpstreamReply, writer: StreamWriter, exchange: Exchange
@@ -274,6 +272,75 @@ class UpstreamCalls:
                 yield data
         finally:
             await discard(pending)
+
+
+class _WakeUp(Exception):
+    """A read's deadline came before any data."""
+
+
+class _ReadAlarm:
+    """Wakes the task reading an upstream body when the read's deadline passes, with one timer
+    per body instead of one per read.
+
+    The deadline moves later with every chunk (the read timeout and the ping interval count
+    from the last data and the last write), so the timer is left where it is while the
+    deadline only moves later, and re-armed when it fires early: about once per ping interval
+    while data flows. A timer per read (asyncio.timeout) cost a TimerHandle, a heap push and a
+    cancelled handle in the loop's heap for every chunk. Python 3.11+ (Task.uncancel)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # time.monotonic() the timer fires at
+        self._deadline = 0.0
+        self._reading = False
+        self._rang = False
+
+    async def read(self, reply: UpstreamReply, deadline: float) -> bytes:
+        """The next piece of the body (b"" at its end); _WakeUp once `deadline`
+        (time.monotonic()) has passed without any."""
+        self._deadline = deadline
+        if self._timer is None or self._timer_at > deadline:
+            self._arm(deadline)
+        cancelling = self._task.cancelling()  # type: ignore[attr-defined]
+        self._reading = True
+        try:
+            return await reply.read_chunk()
+        except asyncio.CancelledError:
+            if not self._rang:
+                raise
+            self._rang = False
+            if self._task.uncancel() > cancelling:  # type: ignore[attr-defined]
+                raise  # cancelled from outside as well: that one wins
+            raise _WakeUp from None
+        finally:
+            self._reading = False
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        # Relative: the loop's clock need not be time.monotonic (uvloop's is its own).
+        delay = max(deadline - time.monotonic(), 0.0)
+        self._timer = self._loop.call_later(delay, self._ring)
+
+    def _ring(self) -> None:
+        self._timer = None
+        if not self._reading:
+            return  # the next read arms it again
+        if time.monotonic() < self._deadline:
+            self._arm(self._deadline)  # the deadline moved on since the timer was set
+            return
+        self._rang = True
+        self._task.cancel()
 
 
 def _note_gateway_reply(exchange: Exchange, reply: UpstreamReply) -> None:
