@@ -77,6 +77,24 @@ async def test_fast_upstream_needs_no_ping(proxy: ProxyUnderTest) -> None:
     assert names[0] == "message_start" and names[-1] == "message_stop"
 
 
+async def test_a_steady_stream_longer_than_the_ping_and_read_budgets_arrives_whole(
+    make_proxy: MakeProxy,
+) -> None:
+    """Chunks every 20 ms for ~0.8 s, past several ping intervals and read timeouts counted
+    from the first read: the deadline moves with every chunk (the read's timer fires early
+    and is re-armed), so no ping, no timeout, every piece in order."""
+    proxy = await make_proxy(ping_interval=0.1, read_timeout=0.15)
+    words = [f"w{n} " for n in range(40)]
+    proxy.fake.enqueue(Reply.stream(text_stream("".join(words), pieces=40), chunk_delay=0.02))
+    events = await timed_events(proxy)
+    names = [name for _, name, _ in events]
+    assert "ping" not in names and "error" not in names
+    assert names[-1] == "message_stop"
+    assert events[-1][0] > 0.5  # it really lasted several budgets
+    text = "".join(p["delta"]["text"] for _, name, p in events if name == "content_block_delta")
+    assert text == "".join(words)
+
+
 # Writes one upstream chunk (`data: <json>`), or b"[DONE]".
 SendChunk = Callable[[dict[str, Any] | bytes], Awaitable[None]]
 TOOL_REQUEST = {
@@ -87,10 +105,10 @@ TOOL_REQUEST = {
 
 @contextlib.asynccontextmanager
 async def proxy_before(
-    tmp_path: Path, stream: Callable[[web.Request, SendChunk], Awaitable[None]]
+    tmp_path: Path, stream: Callable[[web.Request, SendChunk], Awaitable[None]], **settings: Any
 ) -> AsyncIterator[tuple[Any, str]]:
     """A real proxy (and its session token) in front of an upstream whose stream `stream`
-    writes, chunk by chunk."""
+    writes, chunk by chunk; `settings` are ProxySettings fields."""
     from cc_nemo.proxy.app import start_proxy
     from cc_nemo.proxy.usage import UsageLedger
 
@@ -112,7 +130,9 @@ async def proxy_before(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    settings = proxy_settings(f"http://127.0.0.1:{port}", log_file=tmp_path / "proxy.log")
+    settings = proxy_settings(
+        f"http://127.0.0.1:{port}", log_file=tmp_path / "proxy.log", **settings
+    )
     running = await start_proxy(settings, ledger=UsageLedger())
     try:
         yield running, settings.session_token
@@ -187,6 +207,39 @@ async def test_tool_arguments_reach_the_client_while_the_upstream_is_still_writi
     assert pieces[0] == '{"command":"echo'  # its trailing space waits for more of the string
     assert orjson.loads("".join(pieces)) == {"command": "echo one two"}
     assert names[-2:] == ["message_delta", "message_stop"]
+
+
+async def test_pings_and_the_read_timeout_follow_the_last_chunk_of_a_steady_stream(
+    tmp_path: Path,
+) -> None:
+    """Chunks every 20 ms for ~0.6 s (longer than the ping interval and the read timeout), then
+    silence: the pings and then the timeout count from the last chunk, not from the first
+    read (the read's timer, armed early, must be moved on, not forgotten)."""
+    words = [f"w{n} " for n in range(30)]
+
+    async def stream(request: web.Request, send: SendChunk) -> None:
+        for word in words:
+            await send(chunk({"content": word}))
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(2)  # silent far past the read timeout
+        await send(b"[DONE]")
+
+    timeline: list[float] = []
+    started = time.monotonic()
+
+    def on_batch(events: list[tuple[str, dict]]) -> None:
+        timeline.extend([time.monotonic() - started] * (len(events) - len(timeline)))
+
+    async with proxy_before(tmp_path, stream, ping_interval=0.1, read_timeout=0.4) as proxy:
+        events = await asyncio.wait_for(read_events(proxy, on_batch), timeout=4)
+    names = [name for name, _ in events]
+    text = "".join(e["delta"].get("text", "") for n, e in events if n == "content_block_delta")
+    assert text == "".join(words)
+    last_text = max(i for i, name in enumerate(names) if name == "content_block_delta")
+    assert timeline[last_text] > 0.5  # the steady part outlasted both budgets
+    assert names[last_text + 1 :].count("ping") >= 2
+    assert names[-1] == "error" and "timed out" in events[-1][1]["error"]["message"]
+    assert timeline[-1] - timeline[last_text] < 1.5
 
 
 @pytest.mark.parametrize("ending", ["finish", "drop"])
