@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Mapping
+from functools import partial
 from typing import NamedTuple
 
 import orjson
@@ -31,6 +32,11 @@ class SSEMessage(NamedTuple):
 
     event: str | None
     data: str
+
+
+# SSEMessage(event, data) without the Python-level __new__ a NamedTuple defines: ~0.3 us less
+# per message, i.e. per upstream chunk.
+_message = partial(tuple.__new__, SSEMessage)
 
 
 class SSEDecoder:
@@ -95,7 +101,7 @@ class SSEDecoder:
         for part in parts:
             if part[:5] != "data:" or "\n" in part:
                 return None
-            messages.append(SSEMessage(None, part[6:] if part[5:6] == " " else part[5:]))
+            messages.append(_message((None, part[6:] if part[5:6] == " " else part[5:])))
         self._at_stream_start = False  # a BOM would have failed the "data:" check
         return messages
 
@@ -148,7 +154,7 @@ class SSEDecoder:
 
     def _dispatch(self, messages: list[SSEMessage]) -> None:
         if self._data:
-            messages.append(SSEMessage(self._event or None, "\n".join(self._data)))
+            messages.append(_message((self._event or None, "\n".join(self._data))))
         self._event = None
         self._data = []
         self._data_chars = 0
