@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyte
 import pytest
 
 from tests.fake_upstream import (
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.e2e
 
 NEMOTRON_ID = "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"
 RUN_TIMEOUT_S = 90.0
+TERMINAL_LINES, TERMINAL_COLUMNS = 40, 120
 
 
 @dataclass
@@ -275,7 +277,11 @@ class Terminal:
 
     def __init__(self) -> None:
         self.master, self.slave = os.openpty()
-        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        fcntl.ioctl(
+            self.slave,
+            termios.TIOCSWINSZ,
+            struct.pack("HHHH", TERMINAL_LINES, TERMINAL_COLUMNS, 0, 0),
+        )
         self.output = b""
 
     def make_controlling(self) -> None:  # runs in the child, before exec
@@ -286,6 +292,15 @@ class Terminal:
         """The output with escape sequences removed (enough to find words on the screen)."""
         plain = ANSI_ESCAPE.sub(b"", self.output).decode(errors="replace")
         return " ".join(plain.split())
+
+    def screen(self) -> str:
+        """The screen as a terminal shows it now (pyte, a VT100 emulator, replays everything
+        written), lines joined, trailing blanks removed. claude redraws only the cells that
+        change, so the raw output can lack a character that was already on screen there: look
+        for whole phrases on the screen, not in text()."""
+        screen = pyte.Screen(TERMINAL_COLUMNS, TERMINAL_LINES)
+        pyte.ByteStream(screen).feed(self.output)
+        return "\n".join(line.rstrip() for line in screen.display)
 
     def mark(self) -> int:
         """A position in text(); `read_until(..., since=mark)` only looks at what came after."""

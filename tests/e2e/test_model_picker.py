@@ -75,16 +75,18 @@ async def test_the_model_picker_offers_the_catalog_and_a_pick_routes_to_it(
         since = terminal.mark()
         await terminal.submit("/model")
         assert await terminal.read_until(PICKER_FOOTER, 15, since=since), terminal.text()[-3000:]
-        # Compared without spaces: claude draws some of them as cursor moves.
-        picker = _squeezed(terminal.text()[since:])
+        # What the screen shows, as a terminal draws it: claude redraws only the cells that
+        # change, so the raw output can lack any character that was already on screen there.
+        picker = terminal.screen()
         # The session's model by the name a person knows, with its window and price.
-        assert _squeezed("Nemotron 3 120B · Workers AI") in picker
-        assert _squeezed("256k context · $0.5 in / $1.5 out per Mtok") in picker
+        assert "Nemotron 3 120B · Workers AI" in picker
+        assert "256k context · $0.5 in / $1.5 out per Mtok" in picker
         # claude's own slots say which of our models they are; no Anthropic price is shown.
-        assert _squeezed("nemotron (as Opus)") in picker
+        assert "nemotron (as Opus)" in picker
         assert "$8/$40" not in picker
         # The catalog, discovered from the proxy.
-        assert _squeezed("Gemma 4 26B · Workers AI (gemma4) From gateway") in picker
+        assert "Gemma 4 26B · Workers AI (gemma4)" in picker
+        assert "From gateway" in picker
         await _move_cursor_to(terminal, "kimi")
         since = terminal.mark()
         terminal.type("\r")
@@ -103,10 +105,6 @@ async def test_the_model_picker_offers_the_catalog_and_a_pick_routes_to_it(
 
     answered = [r for r in chat_requests(upstream) if "which model" in json.dumps(r.body)]
     assert [r.body["model"] for r in answered] == [KIMI_ID]
-
-
-def _squeezed(text: str) -> str:
-    return "".join(text.split())
 
 
 async def _move_cursor_to(terminal: Terminal, alias: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.test_claude_cli import Terminal, interactive_setup
 from tests.fake_upstream import FakeUpstream, Reply, text_stream
 from tests.launcher.harness import cc_proxy_argv
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +35,17 @@ async def test_claude_shows_cc_proxys_status_line_under_its_prompt(
     try:
         await terminal.wait_for_prompt(30)
         # Before any answer: the model, nothing spent in this session yet, the real window.
-        first_line = "nemotron │ no requests yet │ context 256k │ today $"
-        assert await terminal.read_until(first_line, 30), terminal.text()[-2000:]
+        first_line = "nemotron │ no requests yet │ context 256k │ today $0.00"
+        await eventually(lambda: _shown(terminal, first_line), 30, what=f"{first_line!r}")
         await terminal.submit("hello")
         assert await terminal.read_until("FIRST-ANSWER-OK", 30), terminal.text()[-2000:]
         since = terminal.mark()
         await terminal.submit("again")
         assert await terminal.read_until("SECOND-ANSWER-OK", 30, since=since)
         # After the answers the ledger holds this session's requests (20 input + 4 output
-        # tokens each, at Nemotron's price). claude redraws only what changed, so the parts
-        # are looked for one by one.
-        for part in ("session <$0.0001", "of 256k", "today <$0.0001"):
-            assert await terminal.read_until(part, 30, since=since), terminal.text()[-2000:]
+        # tokens each, at Nemotron's price) and claude has redrawn the line.
+        line = "nemotron │ session <$0.0001, 48 tokens │ context 20 of 256k (0%) │ today <$0.0001"
+        await eventually(lambda: _shown(terminal, line), 30, what=f"{line!r} on the screen")
         await terminal.press_ctrl_c_twice()
         code = await asyncio.wait_for(process.wait(), 30)
     finally:
@@ -54,3 +54,9 @@ async def test_claude_shows_cc_proxys_status_line_under_its_prompt(
             await process.wait()
         terminal.close()
     assert code == 0
+
+
+async def _shown(terminal: Terminal, text: str) -> bool:
+    """Whether the screen shows `text`, after taking in what claude has written since."""
+    await terminal.read_until("\x00never", 0.2)
+    return text in terminal.screen()
