@@ -17,7 +17,7 @@ import shlex
 import shutil
 import struct
 import termios
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -394,16 +394,15 @@ def interactive_setup(tmp_path: Path, upstream: FakeUpstream) -> tuple[Path, dic
     return work, env
 
 
-async def test_interactive_session_in_a_terminal(
-    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
-) -> None:
-    """The TUI owns the terminal: the answer shows, Ctrl-C twice quits, cc-proxy prints its
-    summary only after claude has exited, and exits with claude's code."""
-    work, env = interactive_setup(tmp_path, upstream)
-    upstream.enqueue(Reply.stream(text_stream("PTY-ANSWER-OK from the fake model")))
+@contextlib.asynccontextmanager
+async def in_terminal(
+    work: Path, env: dict[str, str], *cc_proxy_args: str
+) -> AsyncIterator[tuple[Terminal, asyncio.subprocess.Process]]:
+    """`cc-proxy <args>` with a pseudo-terminal as its controlling terminal, as a person runs
+    it; killed (if still running) and the terminal closed on the way out."""
     terminal = Terminal()
     process = await asyncio.create_subprocess_exec(
-        *cc_proxy_argv("run", "nemotron", "--claude", claude_bin),
+        *cc_proxy_argv(*cc_proxy_args),
         cwd=work,
         env=env,
         stdin=terminal.slave,
@@ -412,6 +411,25 @@ async def test_interactive_session_in_a_terminal(
         preexec_fn=terminal.make_controlling,
     )
     try:
+        yield terminal, process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        terminal.close()
+
+
+async def test_interactive_session_in_a_terminal(
+    tmp_path: Path, claude_bin: str, upstream: FakeUpstream
+) -> None:
+    """The TUI owns the terminal: the answer shows, Ctrl-C twice quits, cc-proxy prints its
+    summary only after claude has exited, and exits with claude's code."""
+    work, env = interactive_setup(tmp_path, upstream)
+    upstream.enqueue(Reply.stream(text_stream("PTY-ANSWER-OK from the fake model")))
+    async with in_terminal(work, env, "run", "nemotron", "--claude", claude_bin) as (
+        terminal,
+        process,
+    ):
         assert await terminal.read_until("nemotron", 30), terminal.text()[-2000:]
         await terminal.wait_for_prompt(30)
         await terminal.submit("hello from a terminal")
@@ -419,11 +437,6 @@ async def test_interactive_session_in_a_terminal(
         await terminal.press_ctrl_c_twice()
         assert await terminal.read_until("estimated cost", 30), terminal.text()[-2000:]
         code = await asyncio.wait_for(process.wait(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        terminal.close()
 
     screen = terminal.text()
     assert code == 0

@@ -14,11 +14,11 @@ from cc_nemo.settings.catalog import BUILTIN_MODELS
 from tests.e2e.test_claude_cli import (
     Terminal,
     chat_requests,
+    in_terminal,
     interactive_setup,
     run_claude,
 )
 from tests.fake_upstream import FakeUpstream, Reply, text_stream
-from tests.launcher.harness import cc_proxy_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -60,17 +60,10 @@ async def test_the_model_picker_offers_the_catalog_and_a_pick_routes_to_it(
 ) -> None:
     work, env = interactive_setup(tmp_path, upstream)
     upstream.enqueue(Reply.stream(text_stream("PICKED-MODEL-ANSWER")))
-    terminal = Terminal()
-    process = await asyncio.create_subprocess_exec(
-        *cc_proxy_argv("run", "nemotron", "--claude", claude_bin),
-        cwd=work,
-        env=env,
-        stdin=terminal.slave,
-        stdout=terminal.slave,
-        stderr=terminal.slave,
-        preexec_fn=terminal.make_controlling,
-    )
-    try:
+    async with in_terminal(work, env, "run", "nemotron", "--claude", claude_bin) as (
+        terminal,
+        process,
+    ):
         await terminal.wait_for_prompt(30)
         since = terminal.mark()
         await terminal.submit("/model")
@@ -97,11 +90,6 @@ async def test_the_model_picker_offers_the_catalog_and_a_pick_routes_to_it(
         assert await terminal.read_until("PICKED-MODEL-ANSWER", 30), terminal.text()[-3000:]
         await terminal.press_ctrl_c_twice()
         await asyncio.wait_for(process.wait(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        terminal.close()
 
     answered = [r for r in chat_requests(upstream) if "which model" in json.dumps(r.body)]
     assert [r.body["model"] for r in answered] == [KIMI_ID]

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_claude_cli import Terminal, interactive_setup
+from tests.e2e.test_claude_cli import Terminal, in_terminal, interactive_setup
 from tests.fake_upstream import FakeUpstream, Reply, text_stream
-from tests.launcher.harness import cc_proxy_argv
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
@@ -22,17 +21,9 @@ async def test_claude_shows_cc_proxys_status_line_under_its_prompt(
     work, env = interactive_setup(tmp_path, upstream)
     upstream.enqueue(Reply.stream(text_stream("FIRST-ANSWER-OK")))
     upstream.enqueue(Reply.stream(text_stream("SECOND-ANSWER-OK")))
-    terminal = Terminal()
-    process = await asyncio.create_subprocess_exec(
-        *cc_proxy_argv("run", "nemotron", "--statusline", "--claude", claude_bin),
-        cwd=work,
-        env=env,
-        stdin=terminal.slave,
-        stdout=terminal.slave,
-        stderr=terminal.slave,
-        preexec_fn=terminal.make_controlling,
-    )
-    try:
+    async with in_terminal(
+        work, env, "run", "nemotron", "--statusline", "--claude", claude_bin
+    ) as (terminal, process):
         await terminal.wait_for_prompt(30)
         # Before any answer: the model, nothing spent in this session yet, the real window.
         first_line = "nemotron │ no requests yet │ context 256k │ today $0.00"
@@ -48,11 +39,6 @@ async def test_claude_shows_cc_proxys_status_line_under_its_prompt(
         await eventually(lambda: _shown(terminal, line), 30, what=f"{line!r} on the screen")
         await terminal.press_ctrl_c_twice()
         code = await asyncio.wait_for(process.wait(), 30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        terminal.close()
     assert code == 0
 
 
