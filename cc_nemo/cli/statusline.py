@@ -1,8 +1,8 @@
 """`cc-proxy statusline`: the one line Claude Code's `statusLine` setting shows under the prompt.
 
 Claude Code runs the command after every message, a new process each time, with the session's
-JSON on stdin: so this module imports only the standard library (no typer, rich or aiohttp, not
-even the catalog, whose dataclasses cost more than the rest together; bench/statusline.py), and
+JSON on stdin: so this module imports only the standard library and the ledger's stdlib-only
+location (no typer, rich or aiohttp, not even the catalog, whose dataclasses cost more than the rest together; bench/statusline.py), and
 the console entry (`cc_nemo.cli.entry`) reaches it before typer is imported.
 
 The line: the model, this Claude Code session's cost and tokens from the usage ledger (the rows
@@ -22,15 +22,14 @@ import sqlite3
 import sys
 import time
 
+from cc_nemo.ledger.location import ledger_path_in
+
 TYPE_CHECKING = False  # typing itself costs milliseconds this command does not have
 if TYPE_CHECKING:
     from typing import Any
 
-# These mirror cc_nemo.ledger.schema and cc_nemo.proxy.routing, which cost too much to
-# import here; tests/cli/test_statusline.py checks they agree.
-ENV_LEDGER_PATH = "CC_PROXY_LEDGER"
-LEDGER_APP_DIR = "cc-proxy"
-LEDGER_FILE = "usage.sqlite3"
+# Mirrors cc_nemo.proxy.routing, which costs too much to import here (it brings the catalog);
+# tests/cli/test_statusline.py checks they agree.
 DISCOVERY_PREFIX = "claude-cf-"
 # Set by `cc-proxy run` in claude's environment, which the status line command inherits.
 ENV_MAX_CONTEXT = "CLAUDE_CODE_MAX_CONTEXT_TOKENS"
@@ -81,7 +80,7 @@ def render(status: dict[str, Any], env: dict[str, str], now: float) -> str:
     # Anthropic's own models (the line installed for good, claude not through cc-proxy) go by
     # the name Claude Code gives them.
     shown = _text(model.get("display_name")) if alias.startswith("claude") else alias
-    usage = read_ledger(ledger_path(env), session_id, local_midnight(now))
+    usage = read_ledger(ledger_path_in(env), session_id, local_midnight(now))
     parts = [_model_label(alias, usage, shown or alias) or FALLBACK_NAME]
     if usage is not None and usage.requests:
         parts.append(
@@ -164,25 +163,6 @@ def read_ledger(path: str, session_id: str, since: float) -> LedgerUsage | None:
 def _uri_path(path: str) -> str:
     """`path` for a SQLite `file:` URI: the characters a URI gives meaning to, escaped."""
     return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-
-
-def ledger_path(env: dict[str, str]) -> str:
-    """Where the ledger is: $CC_PROXY_LEDGER, else cc-proxy's data directory.
-
-    On Linux the XDG rule is three lines, and importing platformdirs would cost a fifth of the
-    budget; elsewhere platformdirs decides."""
-    override = env.get(ENV_LEDGER_PATH)
-    if override:
-        return override
-    if sys.platform == "linux" and "ANDROID_ROOT" not in env:
-        base = env.get("XDG_DATA_HOME", "")
-        if not os.path.isabs(base):
-            base = os.path.join(os.path.expanduser("~"), ".local", "share")
-        return os.path.join(base, LEDGER_APP_DIR, LEDGER_FILE)
-    import platformdirs
-
-    data_dir = platformdirs.user_data_dir(LEDGER_APP_DIR, appauthor=False)
-    return os.path.join(data_dir, LEDGER_FILE)
 
 
 def local_midnight(now: float) -> float:

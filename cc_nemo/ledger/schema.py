@@ -11,10 +11,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-APP_NAME = "cc-proxy"
-LEDGER_FILE = "usage.sqlite3"
-# Overrides the ledger's location (tests, or a user who keeps it on another disk).
-ENV_LEDGER_PATH = "CC_PROXY_LEDGER"
+from cc_nemo.ledger.location import APP_NAME as APP_NAME
+from cc_nemo.ledger.location import ENV_LEDGER_PATH as ENV_LEDGER_PATH
+from cc_nemo.ledger.location import LEDGER_FILE as LEDGER_FILE
+from cc_nemo.ledger.location import ledger_path_in
+
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000
 
@@ -116,12 +117,7 @@ class RequestRecord:
 
 def ledger_path() -> Path:
     """`$CC_PROXY_LEDGER`, else `usage.sqlite3` in the per-user data directory."""
-    override = os.environ.get(ENV_LEDGER_PATH)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / LEDGER_FILE
+    return Path(ledger_path_in(os.environ))
 
 
 def connect(path: Path | None = None, *, create: bool = True) -> sqlite3.Connection | None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pytest
 
 from cc_nemo.cli import statusline
@@ -296,9 +297,6 @@ def test_help_lists_statusline_and_usage() -> None:
 
 
 def test_the_mirrored_constants_agree() -> None:
-    assert statusline.ENV_LEDGER_PATH == schema.ENV_LEDGER_PATH
-    assert statusline.LEDGER_FILE == schema.LEDGER_FILE
-    assert statusline.LEDGER_APP_DIR == schema.APP_NAME
     assert statusline.DISCOVERY_PREFIX == routing.DISCOVERY_PREFIX
 
 
@@ -312,9 +310,11 @@ def test_the_ledger_location_is_the_ledgers(
         monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     else:
         monkeypatch.setenv("XDG_DATA_HOME", xdg)
-    assert statusline.ledger_path(dict(os.environ)) == str(schema.ledger_path())
+    # The three-line Linux rule is platformdirs' answer.
+    expected = Path(platformdirs.user_data_dir("cc-proxy", appauthor=False)) / "usage.sqlite3"
+    assert schema.ledger_path() == expected
     monkeypatch.setenv(schema.ENV_LEDGER_PATH, "/elsewhere/usage.sqlite3")
-    assert statusline.ledger_path(dict(os.environ)) == str(schema.ledger_path())
+    assert schema.ledger_path() == Path("/elsewhere/usage.sqlite3")
 
 
 @pytest.mark.parametrize(
