@@ -96,6 +96,11 @@ async def test_serve_prints_variables_a_client_uses_and_stops_cleanly_on_ctrl_c(
     assert reply.content[0].text == "echo: hello from an IDE"
     assert serving.exports["ANTHROPIC_MODEL"] == "gpt-oss"
     assert serving.exports["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "128000"
+    # What a claude started from these lines sees: the real window, the catalog in /model, the
+    # session's model by name.
+    assert serving.exports["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "128000"
+    assert serving.exports["CLAUDE_CODE_ENABLE_GATEWAY_MODEL_DISCOVERY"] == "1"
+    assert serving.exports["ANTHROPIC_CUSTOM_MODEL_OPTION_NAME"] == "gpt-oss 120B · Workers AI"
     assert urlsplit(serving.exports["ANTHROPIC_BASE_URL"]).hostname == "127.0.0.1"
     assert "ANTHROPIC_API_KEY" in serving.unset
     assert code == 0
