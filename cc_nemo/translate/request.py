@@ -11,11 +11,13 @@ from typing import Any
 import orjson
 
 from cc_nemo.settings.catalog import ModelQuirks, ModelSpec
+from cc_nemo.translate import toolset
 from cc_nemo.translate.history import split_prefill, upstream_messages
 from cc_nemo.translate.memo import BoundedMemo, tool_keys
 from cc_nemo.translate.reasoning import response_format, thinking_controls
 from cc_nemo.translate.tokens import estimate_tokens
 from cc_nemo.translate.tools import no_tools_message, offer_tools
+from cc_nemo.translate.toolset import ToolSet
 
 # Head-room between the estimated prompt and the context window; grows with the prompt
 # because the estimate's error does.
@@ -77,11 +79,11 @@ class TranslatedRequest:
 
 @dataclass(frozen=True)
 class CheckedRequest:
-    """A request that passed validate_request, and the memo keys of its tools
-    (memo.tool_keys), which translate_request can use instead of encoding them again."""
+    """A request that passed validate_request, and what translation needs of its tools list
+    (toolset.py; None without a list), for every translation of it (a fallback's too)."""
 
     request: dict
-    tool_keys: tuple[bytes | None, ...]
+    tools: ToolSet | None
 
 
 def validate_request(request: object, *, require_max_tokens: bool = True) -> dict:
@@ -130,6 +132,12 @@ def check_request(request: object, *, require_max_tokens: bool = True) -> Checke
             if not isinstance(sequence, str):
                 raise InvalidRequest(f"stop_sequences.{position}: must be a string")
     tools = request.get("tools")
+    whole_key = toolset.list_json(tools)
+    known = toolset.recall(whole_key)
+    if known is not None:
+        # A list seen lately: each of its tools passed the check then.
+        _check_nesting(request, {**request, "tools": ()})
+        return CheckedRequest(request, known)
     keys = tool_keys(tools)
     unchecked = [
         position
@@ -141,11 +149,18 @@ def check_request(request: object, *, require_max_tokens: bool = True) -> Checke
     else:
         # The same depths as the request itself: remembered tools left out of the walk.
         _check_nesting(request, {**request, "tools": [tools[p] for p in unchecked]})
+    within = True
     for position in unchecked:
         key = keys[position]
         if key is not None and _json_within_nesting(key):
             _WITHIN_NESTING.remember(key, len(key), True)
-    return CheckedRequest(request, keys)
+        else:
+            within = False
+    if not isinstance(tools, list):
+        return CheckedRequest(request, None)
+    # Kept for the next turns only when every tool's JSON is known to pass (see
+    # _json_within_nesting): a Python caller's tuples may pass here and not in JSON.
+    return CheckedRequest(request, toolset.remember(whole_key if within else None, tools, keys))
 
 
 def _json_within_nesting(tool_json: bytes) -> bool:
@@ -209,24 +224,24 @@ def translate_request(
     A CheckedRequest (check_request's), or `validated`: the caller already ran
     validate_request on this very request (the proxy does, before routing), so its walk over
     the whole body is not paid twice."""
-    # Each tool's JSON, once: the key of both its memos (docs/architecture.md, "Caches").
+    # The tools list, translated once (docs/architecture.md, "Caches").
     if isinstance(request, CheckedRequest):
-        request, keys = request.request, request.tool_keys
+        request, tool_set = request.request, request.tools
     elif validated:
-        keys = tool_keys(request.get("tools"))
+        tool_set = toolset.of_tools(request.get("tools"))
     else:
         checked = check_request(request)
-        request, keys = checked.request, checked.tool_keys
+        request, tool_set = checked.request, checked.tools
     quirks = spec.quirks
     messages, prefill = split_prefill(request["messages"])
 
     # Tools map names first, so a tool's own name wins over a history call that maps alike.
     names: dict[str, str] = {}
-    tools = offer_tools(request, quirks, names, keys)
+    tools = offer_tools(request, quirks, names, tool_set.functions if tool_set else None)
     if tools.offered and not spec.tools:
         raise InvalidRequest(no_tools_message(request["model"], spec))
 
-    estimated_input = estimate_tokens(request, keys)
+    estimated_input = estimate_tokens(request, tool_set.tally if tool_set else None)
     body: dict[str, Any] = {
         "model": upstream_model,
         "messages": upstream_messages(request.get("system"), messages, spec, names),

@@ -31,7 +31,6 @@ high: a 40 KB 500-line `cat -n` file comes out near 12,000. Counting works on by
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -60,17 +59,20 @@ _UTF8_LEADING = bytes(range(192, 256))
 _SLICE = 1 << 20
 
 # Claude Code sends the same system prompt, tools and history every turn. Each text's counts
-# are remembered under the SHA-256 of its UTF-8 (hashing is ~2x cheaper than counting, and
-# keeps nothing of the text alive), each tool's under its JSON. Short texts cost less to count
+# are remembered under its length and its 64-bit string hash (SipHash with a per-process
+# random key): ~6x cheaper than counting, ~3x cheaper than a SHA-256 of its UTF-8 (which this
+# was), and it keeps nothing of the text alive. Two texts meeting on one key has odds of about
+# 2^-64 per pair, and would cost one text's estimate, never its content (docs/architecture.md,
+# "Caches"). Each tool's counts are remembered under its JSON. Short texts cost less to count
 # than to look up.
 TEXT_MEMO_MIN_CHARS = 512
-# ~200 bytes an entry (digest, counts, LRU links): at most ~1 MB.
+# ~200 bytes an entry (key, counts, LRU links): at most ~1 MB.
 TEXT_MEMO_MAX_ENTRIES = 4096
 TOOL_MEMO_MAX_ENTRIES = 1024
 # Keys only: the values are four counts.
 TOOL_MEMO_MAX_BYTES = 1024 * 1024
 _Counts = tuple[int, int, int, int]
-_TEXT_COUNTS: BoundedMemo[bytes, _Counts] = BoundedMemo(
+_TEXT_COUNTS: BoundedMemo[tuple[int, int], _Counts] = BoundedMemo(
     "text token counts", max_entries=TEXT_MEMO_MAX_ENTRIES, max_weight=TEXT_MEMO_MAX_ENTRIES
 )
 # A tool's name, description and schema: their counts and how many pieces they were.
@@ -100,7 +102,7 @@ class _Tally:
             if len(text) < TEXT_MEMO_MIN_CHARS:
                 _add_bytes(self.counts, text.encode("utf-8", "surrogatepass"))
             elif remember:
-                counts = _TEXT_COUNTS.get(_digest(text), 1, lambda: _text_counts(text))
+                counts = _TEXT_COUNTS.get((len(text), hash(text)), 1, lambda: _text_counts(text))
                 self._add_counts(counts, 0)
             else:
                 self._add_counts(_text_counts(text), 0)
@@ -147,14 +149,6 @@ class _Tally:
         counts = list(self.counts)
         counts[0] += self.pieces - 1  # the joining newlines
         return _tokens_from_counts(counts) + self.extra_tokens
-
-
-def _digest(text: str) -> bytes:
-    """SHA-256 of the text's UTF-8 (surrogates passed, as counted), a slice at a time."""
-    digest = hashlib.sha256()
-    for start in range(0, len(text), _SLICE):
-        digest.update(text[start : start + _SLICE].encode("utf-8", "surrogatepass"))
-    return digest.digest()
 
 
 def _text_counts(text: str) -> _Counts:
@@ -208,38 +202,54 @@ def _add_content(tally: _Tally, content: object) -> None:
         _add_blocks(tally, content)
 
 
-def estimate_tokens(request: Mapping, tool_keys: tuple[bytes | None, ...] | None = None) -> int:
+# A tools list's token counts, summed: the counts, how many texts they were, how many tools.
+ToolsTally = tuple[_Counts, int, int]
+
+
+def tally_tools(tools: object, keys: tuple[bytes | None, ...]) -> ToolsTally:
+    """The counts of a request's tools (`keys`: memo.tool_keys of them), for estimate_tokens."""
+    tally = _Tally()
+    counted = 0
+    if isinstance(tools, list):
+        for position, tool in enumerate(tools):
+            if isinstance(tool, Mapping):
+                counted += 1
+                tally.add_tool(tool, keys[position])
+    counts = tally.counts
+    return (counts[0], counts[1], counts[2], counts[3]), tally.pieces, counted
+
+
+def estimate_tokens(request: Mapping, tools: ToolsTally | None = None) -> int:
     """Estimated input tokens of an Anthropic request (system + messages + tools); always >= 1.
 
-    `tool_keys`: memo.tool_keys of the request's tools, when the caller has them already."""
+    `tools`: tally_tools of the request's tools, when the caller has it already."""
     tally = _Tally()
     tally.extra_tokens += REQUEST_OVERHEAD_TOKENS
     _add_content(tally, request.get("system"))
     messages = request.get("messages")
     if isinstance(messages, list):
         for message in messages:
-            if not isinstance(message, Mapping):
+            if not (type(message) is dict or isinstance(message, Mapping)):
                 continue
             tally.extra_tokens += MESSAGE_OVERHEAD_TOKENS
             _add_content(tally, message.get("content"))
-    tools = request.get("tools")
-    if isinstance(tools, list):
-        keys = memo.tool_keys(tools) if tool_keys is None else tool_keys
-        for position, tool in enumerate(tools):
-            if not isinstance(tool, Mapping):
-                continue
-            tally.extra_tokens += TOOL_OVERHEAD_TOKENS
-            tally.add_tool(tool, keys[position])
+    if tools is None:
+        listed = request.get("tools")
+        tools = tally_tools(listed, memo.tool_keys(listed))
+    counts, pieces, counted = tools
+    tally._add_counts(counts, pieces)
+    tally.extra_tokens += TOOL_OVERHEAD_TOKENS * counted
     return max(tally.tokens(), 1)
 
 
 def _add_blocks(tally: _Tally, blocks: Iterable[Any]) -> None:
     for block in blocks:
-        if isinstance(block, str):
-            tally.add(block)
-            continue
-        if not isinstance(block, Mapping):
-            continue
+        if type(block) is not dict:  # parsed JSON: skip the slower ABC checks
+            if isinstance(block, str):
+                tally.add(block)
+                continue
+            if not isinstance(block, Mapping):
+                continue
         kind = block.get("type")
         if kind == "text":
             tally.add(block.get("text"))

@@ -37,29 +37,49 @@ class ToolOffer:
     disable_parallel: bool
 
 
+@dataclass(frozen=True)
+class ToolFunctions:
+    """A tools list as upstream functions (read-only: shared between requests), and the client
+    name of each upstream name, first seen first."""
+
+    functions: list[dict[str, Any]]
+    names: tuple[tuple[str, str], ...]
+
+
+def tool_functions(tools: object, keys: tuple[bytes | None, ...]) -> ToolFunctions:
+    """`tools` as upstream functions; `keys`: memo.tool_keys of them."""
+    names: dict[str, str] = {}
+    functions = _functions(tools, names, keys)
+    return ToolFunctions(functions, tuple(names.items()))
+
+
 def offer_tools(
     request: Mapping,
     quirks: ModelQuirks,
     names: dict[str, str],
-    keys: tuple[bytes | None, ...] | None = None,
+    functions: ToolFunctions | None = None,
 ) -> ToolOffer:
     """Map the request's tools and tool_choice (docs/wire.md, "Request translation"), recording
-    each upstream name's client name in `names`. `keys`: memo.tool_keys of the request's tools,
-    when the caller has them already."""
-    tools = request.get("tools")
-    functions = _functions(tools, names, memo.tool_keys(tools) if keys is None else keys)
+    each upstream name's client name in `names`. `functions`: tool_functions of the request's
+    tools, when the caller has them already (toolset.py)."""
+    if functions is None:
+        tools = request.get("tools")
+        functions = tool_functions(tools, memo.tool_keys(tools))
+    for upstream, client in functions.names:
+        names.setdefault(upstream, client)
+    listed = functions.functions
     choice = request.get("tool_choice")
     choice_kind = choice.get("type") if isinstance(choice, Mapping) else None
     if choice_kind == "none":
-        functions = []
+        listed = []
     disable_parallel = bool(
         isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use") is True
     )
     fields: dict[str, Any] = {}
     forced = False
-    if functions:
-        fields["tools"] = functions
-        tool_choice = _tool_choice(choice, quirks, {f["function"]["name"] for f in functions})
+    if listed:
+        fields["tools"] = listed
+        tool_choice = _tool_choice(choice, quirks, listed)
         if tool_choice is not None:
             fields["tool_choice"] = tool_choice
             forced = choice_kind in ("any", "tool")
@@ -67,7 +87,7 @@ def offer_tools(
             fields["parallel_tool_calls"] = False
     return ToolOffer(
         fields=fields,
-        offered=tuple(names[f["function"]["name"]] for f in functions),
+        offered=tuple(names[f["function"]["name"]] for f in listed),
         forced=forced,
         disable_parallel=disable_parallel,
     )
@@ -129,7 +149,9 @@ def _build_function(tool: Mapping) -> dict[str, Any]:
     return function
 
 
-def _tool_choice(choice: object, quirks: ModelQuirks, offered: set[str]) -> object | None:
+def _tool_choice(
+    choice: object, quirks: ModelQuirks, functions: list[dict[str, Any]]
+) -> object | None:
     if not isinstance(choice, Mapping):
         return None
     kind = choice.get("type")
@@ -140,7 +162,7 @@ def _tool_choice(choice: object, quirks: ModelQuirks, offered: set[str]) -> obje
     if kind == "tool":
         name = choice.get("name")
         upstream = upstream_tool_name(name) if isinstance(name, str) and name else None
-        if upstream in offered:
+        if any(f["function"]["name"] == upstream for f in functions):
             return {"type": "function", "function": {"name": upstream}}
         return quirks.tool_choice_any
     return None

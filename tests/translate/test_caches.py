@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from cc_nemo.translate import memo, tokens, tools
+from cc_nemo.translate import memo, tokens, tools, toolset
 from cc_nemo.translate import request as request_module
 from cc_nemo.translate.memo import BoundedMemo
 from cc_nemo.translate.request import (
@@ -253,12 +253,12 @@ def test_the_text_memo_keeps_its_entry_count_and_no_text() -> None:
     assert got == expected
     counts = tokens._TEXT_COUNTS
     assert len(counts) == tokens.TEXT_MEMO_MAX_ENTRIES
-    # Digests, not the texts: nothing of a 1 KB text stays alive with its entry.
-    assert all(len(key) == 32 for key in counts._entries)
+    # A length and a hash, not the texts: nothing of a 1 KB text stays alive with its entry.
+    assert all(type(length) is int and type(digest) is int for length, digest in counts._entries)
 
 
 def test_a_text_longer_than_a_slice_is_remembered_whole() -> None:
-    # Hashed slice by slice like it is counted: a change in the last slice is a new entry.
+    # Hashed whole, counted slice by slice: a change in the last slice is a new entry.
     text = "a" * (tokens._SLICE + 10)
     changed = text[:-1] + "7"
     with memo.bypassed():
@@ -448,3 +448,94 @@ def test_tool_keys_take_no_more_memory_than_their_json() -> None:
     json_bytes = sum(len(key) for key in keys if key is not None)
     assert json_bytes > 50_000
     assert allocated < 1.5 * json_bytes
+
+
+# ---- the whole tools list (toolset.py) -------------------------------------------------------
+
+
+def test_a_tools_list_seen_before_is_recalled_whole() -> None:
+    request = claude_code_request()
+    first = check_request(copy.deepcopy(request))
+    assert len(toolset._RECENT) == 1
+    per_tool_hits = sum(m.hits for m in (tools._FUNCTIONS, tokens._TOOL_COUNTS))
+    again = check_request(orjson.loads(orjson.dumps(request)))  # a new parse of the same list
+    assert again.tools is first.tools
+    assert toolset._RECENT.hits == 1
+    # Nothing per tool: no tool encoded, looked up or walked again.
+    assert sum(m.hits for m in (tools._FUNCTIONS, tokens._TOOL_COUNTS)) == per_tool_hits
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_same_length_schema_property, _same_length_schema_key, _tool_description_same_length],
+)
+def test_a_changed_tools_list_is_a_new_entry(change: Callable[[dict[str, Any]], None]) -> None:
+    request = claude_code_request()
+    kept = check_request(copy.deepcopy(request)).tools
+    changed = copy.deepcopy(request)
+    change(changed)
+    assert len(orjson.dumps(changed["tools"])) == len(orjson.dumps(request["tools"]))
+    fresh_set = check_request(changed).tools
+    assert fresh_set is not kept
+    with memo.bypassed():
+        expected = check_request(copy.deepcopy(changed)).tools
+    assert fresh_set == expected != kept
+    assert len(toolset._RECENT) == 2
+
+
+def test_a_reordered_tools_list_keeps_its_order() -> None:
+    request = claude_code_request()
+    check_request(copy.deepcopy(request))
+    reversed_request = {**request, "tools": list(reversed(request["tools"]))}
+    body = translate_request(copy.deepcopy(reversed_request), SPEC, upstream_model="m").body
+    assert [f["function"]["name"] for f in body["tools"]] == [
+        t["name"] for t in reversed_request["tools"]
+    ]
+
+
+def test_a_tools_list_with_a_deep_tool_is_never_recalled() -> None:
+    request = with_deep_tool(claude_code_request(), 70)
+    for _ in range(2):
+        with pytest.raises(InvalidRequest, match=r"^tools\.21\."):
+            validate_request(copy.deepcopy(request))
+    assert len(toolset._RECENT) == 0
+
+
+def test_a_tools_list_python_nests_past_json_is_not_kept() -> None:
+    """A tuple-nested tool passes the walk, but its JSON would not: the list is translated,
+    never kept as checked (the walk must see the JSON form the next time)."""
+    deep_tuples: Any = "x"
+    for _ in range(MAX_NESTING_DEPTH):
+        deep_tuples = (deep_tuples,)
+    tool = {"name": "Deep", "input_schema": {"type": "object", "examples": deep_tuples}}
+    checked = check_request({**claude_code_request(), "tools": [tool]})
+    assert checked.tools is not None
+    assert len(toolset._RECENT) == 0
+
+
+def test_bypassed_memos_recall_no_tools_list() -> None:
+    request = claude_code_request()
+    check_request(copy.deepcopy(request))
+    with memo.bypassed():
+        assert check_request(copy.deepcopy(request)).tools is not None
+    assert toolset._RECENT.hits == 0
+
+
+def test_the_recent_lists_keep_their_bounds_most_recent_first() -> None:
+    recent: memo.RecentMemo[int] = memo.RecentMemo("test", max_entries=3, max_weight=100)
+    for n in range(5):
+        recent.add(bytes([n]) * 10, n)
+    assert len(recent) == 3
+    assert recent.find(bytes([0]) * 10) is None  # the oldest went first
+    assert recent.find(bytes([2]) * 10) == 2  # now the most recent
+    recent.add(bytes([5]) * 10, 5)
+    assert recent.find(bytes([3]) * 10) is None
+    assert [recent.find(bytes([n]) * 10) for n in (2, 4, 5)] == [2, 4, 5]
+    recent.add(b"x" * 90, 9)  # the weight budget: 90 + 10 + 10 > 100
+    assert recent.weight <= 100
+    assert recent.find(b"x" * 90) == 9
+    recent.add(b"y" * 101, 0)  # heavier than the whole budget: not kept
+    assert recent.find(b"y" * 101) is None
+    recent.add(b"x" * 90, 10)  # the same key again: replaced, not doubled
+    assert recent.find(b"x" * 90) == 10
+    assert sum(1 for key, _ in recent._entries if key == b"x" * 90) == 1
