@@ -36,7 +36,7 @@ from cc_nemo.proxy.keys import (
 from cc_nemo.proxy.logs import close_logging, configure_logging, logging_configured, secret_values
 from cc_nemo.proxy.loopback import is_loopback
 from cc_nemo.proxy.memory import HeapTrimmer
-from cc_nemo.proxy.middlewares import auth_middleware, host_middleware, outer_middleware
+from cc_nemo.proxy.middlewares import outer_middleware
 from cc_nemo.proxy.protocol import ProxyAppRunner
 from cc_nemo.proxy.routing import discovery_id, session_specs
 from cc_nemo.proxy.upstream import UpstreamClient, create_session
@@ -62,7 +62,7 @@ def create_app(settings: ProxySettings, *, ledger: UsageLedger | None = None) ->
     """The proxy app for one session; the upstream session lives in cleanup_ctx."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[outer_middleware, host_middleware, auth_middleware],
+        middlewares=[outer_middleware],
     )
     app[SETTINGS_KEY] = settings
     app[LEDGER_KEY] = ledger if ledger is not None else UsageLedger()

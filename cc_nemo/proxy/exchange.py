@@ -49,6 +49,13 @@ log = logging.getLogger("cc_nemo.proxy.exchange")
 
 # A client's model name as quoted back in an error: an 8 MB name must not come back as 8 MB.
 MAX_QUOTED_NAME = 200
+# Model names whose route is remembered (the settings never change while the proxy runs):
+# Claude Code sends two or three names, each walking the catalog otherwise.
+MAX_REMEMBERED_ROUTES = 64
+MAX_REMEMBERED_NAME = 256
+
+
+_UNKNOWN = object()
 
 
 class MessagesRelay:
@@ -57,6 +64,7 @@ class MessagesRelay:
     def __init__(self, calls: UpstreamCalls) -> None:
         self.calls = calls
         self.settings = calls.settings
+        self._specs: dict[str, ModelSpec | None] = {}
 
     async def handle(self, request: web.Request, exchange: Exchange) -> web.StreamResponse:
         raw = await read_body(request)
@@ -73,7 +81,7 @@ class MessagesRelay:
         del raw  # not kept while the answer streams, maybe for minutes
         exchange.requested_model = payload["model"]
         exchange.stream = payload.get("stream") is True
-        spec = model_for_request(self.settings, payload["model"])
+        spec = self._spec_for(payload["model"])
         if spec is None:
             raise ErrorReply(self._model_not_found(payload["model"]))
         self._use(exchange, spec)
@@ -106,6 +114,14 @@ class MessagesRelay:
 
     # ---- routing
 
+    def _spec_for(self, name: str) -> ModelSpec | None:
+        spec = self._specs.get(name, _UNKNOWN)
+        if spec is _UNKNOWN:
+            spec = model_for_request(self.settings, name)
+            if len(self._specs) < MAX_REMEMBERED_ROUTES and len(name) <= MAX_REMEMBERED_NAME:
+                self._specs[name] = spec
+        return spec  # type: ignore[return-value]
+
     def _use(self, exchange: Exchange, spec: ModelSpec) -> None:
         exchange.spec = spec
         exchange.upstream_model = self.settings.provider.upstream_model_id(spec.model)
@@ -117,7 +133,7 @@ class MessagesRelay:
             translated = translate_request(checked, spec, upstream_model=upstream_model)
         except InvalidRequest as exc:
             raise ErrorReply(invalid_request(str(exc))) from None
-        body = translated.body
+        body = translated.to_send
         if (
             body.get("tool_choice") == "required"
             and upstream_model in self.calls.forced_tool_choice_rejected

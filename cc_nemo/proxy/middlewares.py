@@ -1,6 +1,6 @@
-"""The middlewares every request passes: the outer one (request id, Anthropic-shaped errors,
-never a traceback, the log line and the ledger record), the loopback Host guard, and the
-session token check."""
+"""The one middleware every request passes: request id, the loopback Host guard and the
+session token check, Anthropic-shaped errors (never a traceback), the log line and the ledger
+record."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ async def outer_middleware(request: web.Request, handler: Handler) -> web.Stream
     status = 500
     try:
         try:
+            _admit(request)
             response = await handler(request)
         except ErrorReply as exc:
             response = await _error_reply(request, exc.error, exchange)
@@ -237,12 +238,20 @@ def _finish(
     )
 
 
-@web.middleware
-async def host_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse requests addressed to another name: a web page can't reach us by DNS rebinding."""
-    if not request.app[SETTINGS_KEY].allow_remote and not host_header_is_loopback(
-        request.headers.get("Host")
-    ):
+# Host headers seen and whether they name loopback: a client sends the same one every time,
+# and parsing it as an address costs more than the rest of the guard. Bounded: a client
+# inventing names gets them checked afresh, never a growing dict.
+_LOOPBACK_VERDICTS: dict[str, bool] = {}
+_MAX_LOOPBACK_VERDICTS = 64
+
+
+def _admit(request: web.Request) -> None:
+    """The loopback Host guard, then the session token: ErrorReply for a request turned away.
+    Plain calls from the outer middleware rather than middlewares of their own (each layer
+    costs a coroutine and a partial per request, bench/README.md)."""
+    settings = request.app[SETTINGS_KEY]
+    if not settings.allow_remote and not _host_is_loopback(request.headers.get("Host")):
+        # A web page can't reach us by DNS rebinding: it still sends its own name.
         raise ErrorReply(
             AnthropicError(
                 403,
@@ -250,7 +259,33 @@ async def host_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 "cc-proxy only answers requests addressed to 127.0.0.1 or localhost",
             )
         )
-    return await handler(request)
+    path = request.path
+    if path == "/v1" or path.startswith("/v1/"):
+        # Everything under /v1 needs the session token (Bearer or x-api-key). Every presented
+        # credential is checked, no early exit: timing says nothing about which matched.
+        expected = settings.session_token
+        matches = [token_matches(token, expected) for token in _presented_tokens(request)]
+        if not any(matches):
+            raise ErrorReply(
+                AnthropicError(
+                    401,
+                    "authentication_error",
+                    "invalid or missing cc-proxy session token (send it as "
+                    "'Authorization: Bearer <token>' or 'x-api-key')",
+                )
+            )
+    request[ADMITTED] = True
+
+
+def _host_is_loopback(header: str | None) -> bool:
+    if header is None:
+        return False
+    verdict = _LOOPBACK_VERDICTS.get(header)
+    if verdict is None:
+        verdict = host_header_is_loopback(header)
+        if len(_LOOPBACK_VERDICTS) < _MAX_LOOPBACK_VERDICTS:
+            _LOOPBACK_VERDICTS[header] = verdict
+    return verdict
 
 
 def _presented_tokens(request: web.Request) -> list[str]:
@@ -271,23 +306,3 @@ def token_matches(presented: str, expected: str) -> bool:
     return hmac.compare_digest(
         presented.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
     )
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Everything under /v1 needs the session token (Bearer or x-api-key)."""
-    if request.path == "/v1" or request.path.startswith("/v1/"):
-        expected = request.app[SETTINGS_KEY].session_token
-        # Check every presented credential, no early exit: timing says nothing about which.
-        matches = [token_matches(token, expected) for token in _presented_tokens(request)]
-        if not any(matches):
-            raise ErrorReply(
-                AnthropicError(
-                    401,
-                    "authentication_error",
-                    "invalid or missing cc-proxy session token (send it as "
-                    "'Authorization: Bearer <token>' or 'x-api-key')",
-                )
-            )
-    request[ADMITTED] = True
-    return await handler(request)

@@ -56,6 +56,7 @@ class Route:
 
     spec: ModelSpec
     upstream_model: str
+    # TranslatedRequest.to_send: encode it with orjson; its tools are an orjson.Fragment.
     body: dict[str, Any]
     context: ResponseContext
     error_for: ErrorMapper

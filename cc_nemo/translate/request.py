@@ -75,6 +75,13 @@ class TranslatedRequest:
 
     body: dict
     context: ResponseContext
+    # `body` for orjson to encode: the same, with parts already encoded as orjson.Fragment
+    # (the tools list); read it as JSON, never as Python values.
+    wire_body: dict | None = None
+
+    @property
+    def to_send(self) -> dict:
+        return self.body if self.wire_body is None else self.wire_body
 
 
 @dataclass(frozen=True)
@@ -268,7 +275,8 @@ def translate_request(
         prefill=prefill,
         max_tokens=body["max_tokens"],
     )
-    return TranslatedRequest(body=body, context=context)
+    wire_body = None if tools.encoded_tools is None else {**body, "tools": tools.encoded_tools}
+    return TranslatedRequest(body=body, context=context, wire_body=wire_body)
 
 
 def _sampling(request: Mapping, quirks: ModelQuirks, body: dict[str, Any]) -> tuple[str, ...]:

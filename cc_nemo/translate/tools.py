@@ -35,6 +35,8 @@ class ToolOffer:
     offered: tuple[str, ...]
     forced: bool
     disable_parallel: bool
+    # fields["tools"] already encoded, for the upstream body (None when none is offered).
+    encoded_tools: orjson.Fragment | None = None
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,20 @@ class ToolFunctions:
 
     functions: list[dict[str, Any]]
     names: tuple[tuple[str, str], ...]
+    # The functions' JSON: a kept list is encoded once, not into every upstream body. None
+    # for what JSON cannot encode (only Python callers pass that).
+    encoded: orjson.Fragment | None
 
 
 def tool_functions(tools: object, keys: tuple[bytes | None, ...]) -> ToolFunctions:
     """`tools` as upstream functions; `keys`: memo.tool_keys of them."""
     names: dict[str, str] = {}
     functions = _functions(tools, names, keys)
-    return ToolFunctions(functions, tuple(names.items()))
+    try:
+        encoded = orjson.Fragment(orjson.dumps(functions))
+    except TypeError:
+        encoded = None
+    return ToolFunctions(functions, tuple(names.items()), encoded)
 
 
 def offer_tools(
@@ -77,8 +86,10 @@ def offer_tools(
     )
     fields: dict[str, Any] = {}
     forced = False
+    encoded = None
     if listed:
         fields["tools"] = listed
+        encoded = functions.encoded
         tool_choice = _tool_choice(choice, quirks, listed)
         if tool_choice is not None:
             fields["tool_choice"] = tool_choice
@@ -90,6 +101,7 @@ def offer_tools(
         offered=tuple(names[f["function"]["name"]] for f in listed),
         forced=forced,
         disable_parallel=disable_parallel,
+        encoded_tools=encoded,
     )
 
 

@@ -479,8 +479,17 @@ def test_a_changed_tools_list_is_a_new_entry(change: Callable[[dict[str, Any]], 
     assert fresh_set is not kept
     with memo.bypassed():
         expected = check_request(copy.deepcopy(changed)).tools
-    assert fresh_set == expected != kept
+    assert as_values(fresh_set) == as_values(expected) != as_values(kept)
     assert len(toolset._RECENT) == 2
+
+
+def as_values(tool_set: toolset.ToolSet | None) -> tuple[object, ...]:
+    """A ToolSet as comparable values (an orjson.Fragment compares by identity)."""
+    assert tool_set is not None
+    functions = tool_set.functions
+    encoded = orjson.dumps(functions.encoded)
+    assert encoded == orjson.dumps(functions.functions)
+    return orjson.dumps(functions.functions), functions.names, tool_set.tally, encoded
 
 
 def test_a_reordered_tools_list_keeps_its_order() -> None:
@@ -539,3 +548,15 @@ def test_the_recent_lists_keep_their_bounds_most_recent_first() -> None:
     recent.add(b"x" * 90, 10)  # the same key again: replaced, not doubled
     assert recent.find(b"x" * 90) == 10
     assert sum(1 for key, _ in recent._entries if key == b"x" * 90) == 1
+
+
+def test_the_body_to_send_encodes_as_the_body() -> None:
+    """The upstream body carries the kept tools list already encoded (orjson.Fragment)."""
+    request = with_history(claude_code_request(), 2)
+    for _ in range(2):  # built, then recalled
+        result = translate_request(copy.deepcopy(request), SPEC, upstream_model="m")
+        assert result.to_send["tools"] is not result.body["tools"]
+        assert orjson.dumps(result.to_send) == orjson.dumps(result.body)
+    no_tools = {**request, "tools": []}
+    result = translate_request(no_tools, SPEC, upstream_model="m")
+    assert result.to_send is result.body
