@@ -35,6 +35,8 @@ __all__ = [
 TRUNCATED_MESSAGE = "upstream stream truncated"
 # The keys of a delta that only carries answer text (the role comes with the first).
 _CONTENT_ONLY = frozenset({"content", "role"})
+# The keys of a delta that only carries tool-call fragments (with no content, or an empty one).
+_TOOL_CALLS_ONLY = frozenset({"tool_calls", "content", "role"})
 _CHARS_PER_OUTPUT_TOKEN = 4
 
 
@@ -245,6 +247,9 @@ class StreamTranslator:
                 self._feed_content(content, events)
             elif content is not None:
                 self._feed_delta(delta, events)
+        elif type(delta) is dict and delta.keys() <= _TOOL_CALLS_ONLY and not delta.get("content"):
+            # The other usual chunk, tool-call fragments: no reasoning, text or refusal.
+            self._feed_tool_calls(delta.get("tool_calls"), events)
         elif isinstance(delta, Mapping):
             self._feed_delta(delta, events)
         finish_reason = choice.get("finish_reason")
@@ -268,7 +273,9 @@ class StreamTranslator:
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
             self._emit("text", refusal, events)
-        tool_calls = delta.get("tool_calls")
+        self._feed_tool_calls(delta.get("tool_calls"), events)
+
+    def _feed_tool_calls(self, tool_calls: object, events: list[dict]) -> None:
         if isinstance(tool_calls, list):
             for fragment in tool_calls:
                 if self._tools.add(fragment) and self._salvage.holding:

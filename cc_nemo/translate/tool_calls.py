@@ -161,7 +161,19 @@ class ToolCallAssembler:
 
     def add(self, fragment: object) -> bool:
         """Take one fragment; False when it carried nothing (Cloudflare's null finaliser)."""
-        # Runs for every fragment: `type(x) is dict` before the slower Mapping check.
+        # Runs for every fragment: `type(x) is dict` before the slower Mapping check, and the
+        # usual one, more arguments for a known call, first (the same as the general path).
+        if type(fragment) is dict and not fragment.get("id"):
+            function = fragment.get("function")
+            if type(function) is dict and len(function) == 1:
+                arguments = function.get("arguments")
+                index = fragment.get("index")
+                if type(arguments) is str and arguments and type(index) is int:
+                    call = self._by_index.get(index)
+                    if call is not None:
+                        self._last_index = index
+                        call.arguments.append(arguments)
+                        return True
         if not (type(fragment) is dict or isinstance(fragment, Mapping)):
             return False
         function = fragment.get("function")

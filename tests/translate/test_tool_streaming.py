@@ -534,3 +534,54 @@ def test_a_complete_object_is_the_input_whatever_comes_after_it() -> None:
         )
         assert_valid_stream(events)
         assert input_texts(events) == ['{"a":1}']
+
+
+def _read_only(value: Any) -> Any:
+    """The same JSON as Mappings that are not dicts: the translator's general path."""
+    from types import MappingProxyType
+
+    if isinstance(value, dict):
+        # Arguments stay as sent: an object there is the call's input, not a chunk's part.
+        return MappingProxyType(
+            {key: item if key == "arguments" else _read_only(item) for key, item in value.items()}
+        )
+    if isinstance(value, list):
+        return [_read_only(item) for item in value]
+    return value
+
+
+_FRAGMENT_ARGUMENTS = st.one_of(
+    st.none(),
+    st.sampled_from(["", '{"a"', ": 1", ', "b": [tr', "ue]}", "}", "{}", '"x', "\\n"]),
+    st.just({"a": 1}),
+)
+_FRAGMENTS = st.builds(
+    lambda index, call_id, name, arguments, extra: {
+        **call(index, id=call_id, name=name, arguments=arguments),
+        **extra,
+    },
+    index=st.one_of(st.integers(0, 2), st.just(True), st.none()),
+    call_id=st.one_of(st.none(), st.sampled_from(["", "call_1", "call_2"])),
+    name=st.one_of(st.none(), st.sampled_from(["", "Bash", "Read"])),
+    arguments=_FRAGMENT_ARGUMENTS,
+    extra=st.sampled_from([{}, {"type": "function"}]),
+)
+_DELTAS = st.builds(
+    lambda fragments, extra: {"tool_calls": fragments, **extra},
+    fragments=st.lists(_FRAGMENTS, min_size=1, max_size=2),
+    extra=st.sampled_from([{}, {"role": "assistant"}, {"content": None}, {"content": ""}]),
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(deltas=st.lists(_DELTAS, min_size=1, max_size=12))
+def test_the_fast_paths_for_tool_fragments_translate_like_the_general_path(
+    deltas: list[dict],
+) -> None:
+    """Plain dicts take the fast paths (a delta of tool calls only; more arguments for a known
+    call); the same chunks as other Mappings take the general one: the same events."""
+    chunks = [chunk(**delta) for delta in deltas]
+    ctx = {"tools": ["Bash", "Read"]}
+    fast = feed_each(chunks, **ctx)
+    general = feed_each([_read_only(item) for item in chunks], **ctx)
+    assert fast == general
