@@ -278,8 +278,11 @@ async def _serve_or_stop_claude(
     so stop it rather than leave it retrying against a dead port."""
     try:
         from cc_nemo.proxy.app import start_proxy
+        from cc_nemo.proxy.memory import settle_for_serving
 
-        return await start_proxy(settings, ledger=ledger, sock=sock)
+        proxy = await start_proxy(settings, ledger=ledger, sock=sock)
+        settle_for_serving()
+        return proxy
     except Exception as exc:
         log.exception("the proxy failed to start")
         await _stop(process, terminate_grace_s)
@@ -356,6 +359,7 @@ async def serve_forever(
 ) -> None:
     """Serve on `sock` in the foreground until SIGINT or SIGTERM, then stop gracefully."""
     from cc_nemo.proxy.app import start_proxy
+    from cc_nemo.proxy.memory import settle_for_serving
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -363,6 +367,7 @@ async def serve_forever(
         loop.add_signal_handler(sig, stop.set)
     try:
         proxy = await start_proxy(settings, ledger=ledger, sock=sock)
+        settle_for_serving()
         try:
             announce()
             await stop.wait()
