@@ -17,32 +17,56 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import orjson
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-_MEMOS: list[BoundedMemo | RecentMemo] = []
+_MEMOS: list[_Memo] = []
 _bypass_depth = 0
 
 
-class BoundedMemo(Generic[K, V]):
-    """An LRU of at most `max_entries` entries whose weights (a key's size, say) sum to at most
-    `max_weight`; an entry heavier than the whole budget is computed but never kept."""
+class _Memo:
+    """What every memo keeps besides its entries: its bounds, its counters, its place in
+    all_memos()."""
 
     __slots__ = ("_entries", "_weight", "hits", "max_entries", "max_weight", "misses", "name")
+    _entries: OrderedDict[Any, Any] | list[Any]
 
     def __init__(self, name: str, *, max_entries: int, max_weight: int) -> None:
         self.name = name
         self.max_entries = max_entries
         self.max_weight = max_weight
-        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
         self._weight = 0
         self.hits = 0
         self.misses = 0
         _MEMOS.append(self)
+
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._weight = 0
+        self.hits = self.misses = 0
+
+
+class BoundedMemo(_Memo, Generic[K, V]):
+    """An LRU of at most `max_entries` entries whose weights (a key's size, say) sum to at most
+    `max_weight`; an entry heavier than the whole budget is computed but never kept."""
+
+    __slots__ = ()
+    _entries: OrderedDict[K, tuple[V, int]]
+
+    def __init__(self, name: str, *, max_entries: int, max_weight: int) -> None:
+        super().__init__(name, max_entries=max_entries, max_weight=max_weight)
+        self._entries = OrderedDict()
 
     def get(self, key: K, weight: int, compute: Callable[[], V]) -> V:
         """The remembered value for `key`, or `compute()` remembered under it."""
@@ -76,36 +100,19 @@ class BoundedMemo(Generic[K, V]):
         """Remember `value` under `key` (a value computed elsewhere)."""
         self.get(key, weight, lambda: value)
 
-    @property
-    def weight(self) -> int:
-        return self._weight
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._weight = 0
-        self.hits = self.misses = 0
-
-
-class RecentMemo(Generic[V]):
+class RecentMemo(_Memo, Generic[V]):
     """A few values under large bytes keys, found by comparing keys instead of hashing them:
     for a key that is mostly the one seen last (a session's ~60 KB tool list), hashing it on
     every request costs ~6x what comparing it does (lengths first, then one memcmp).
     Most recent first; bounded in entries and in the keys' bytes, like BoundedMemo."""
 
-    __slots__ = ("_entries", "_weight", "hits", "max_entries", "max_weight", "misses", "name")
+    __slots__ = ()
+    _entries: list[tuple[bytes, V]]
 
     def __init__(self, name: str, *, max_entries: int, max_weight: int) -> None:
-        self.name = name
-        self.max_entries = max_entries
-        self.max_weight = max_weight
-        self._entries: list[tuple[bytes, V]] = []
-        self._weight = 0
-        self.hits = 0
-        self.misses = 0
-        _MEMOS.append(self)
+        super().__init__(name, max_entries=max_entries, max_weight=max_weight)
+        self._entries = []
 
     def find(self, key: bytes) -> V | None:
         """The value remembered under `key` (now the most recent), or None."""
@@ -131,18 +138,6 @@ class RecentMemo(Generic[V]):
         self._weight = sum(len(known) for known, _ in entries)
         while len(entries) > self.max_entries or self._weight > self.max_weight:
             self._weight -= len(entries.pop()[0])
-
-    @property
-    def weight(self) -> int:
-        return self._weight
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._weight = 0
-        self.hits = self.misses = 0
 
 
 def json_key(value: object) -> bytes | None:
@@ -172,7 +167,7 @@ def active() -> bool:
     return not _bypass_depth
 
 
-def all_memos() -> tuple[BoundedMemo | RecentMemo, ...]:
+def all_memos() -> tuple[_Memo, ...]:
     return tuple(_MEMOS)
 
 
