@@ -44,7 +44,7 @@ from cc_nemo.proxy.usage import UsageLedger
 from cc_nemo.settings.catalog import ModelSpec
 from cc_nemo.settings.runtime import ProxySettings
 from cc_nemo.translate.errors import AnthropicError, ErrorReply, invalid_request
-from cc_nemo.translate.request import InvalidRequest, validate_request
+from cc_nemo.translate.request import InvalidRequest, check_request
 from cc_nemo.translate.tokens import estimate_tokens
 
 log = logging.getLogger("cc_nemo.proxy.app")
@@ -154,10 +154,11 @@ async def _count_tokens(request: web.Request) -> web.Response:
     """A local estimate (Workers AI has no tokenizer endpoint); never 0 for a real request."""
     payload = await read_json_body(request)
     try:
-        validate_request(payload, require_max_tokens=False)
+        checked = check_request(payload, require_max_tokens=False)
     except InvalidRequest as exc:
         raise ErrorReply(invalid_request(str(exc))) from None
-    return _json({"input_tokens": estimate_tokens(payload)})
+    tools = checked.tools.tally if checked.tools is not None else None
+    return _json({"input_tokens": estimate_tokens(payload, tools)})
 
 
 def _model_info(settings: ProxySettings, spec: ModelSpec) -> dict[str, Any]:
