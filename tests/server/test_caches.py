@@ -15,6 +15,7 @@ import pytest
 
 from cc_nemo.translate import memo
 from cc_nemo.translate.request import translate_request
+from cc_nemo.translate.tokens import estimate_tokens
 from tests.fixtures import ProxyUnderTest
 
 FIXTURE = (
@@ -131,3 +132,13 @@ async def test_count_tokens_follows_a_changed_text(proxy: ProxyUnderTest) -> Non
     # Letters for digits, same length: the estimate counts digits at 0.9, letters at 0.22.
     block["text"] = "9" * 200 + block["text"][200:]
     assert await count(changed) > before
+
+    # A tool changed the same way: the remembered tool list is not served for it.
+    with_tool_changed = copy.deepcopy(request)
+    read = _read_tool(with_tool_changed)
+    read["description"] = "9" * 100 + read["description"][100:]
+    counted = await count(with_tool_changed)
+    with memo.bypassed():
+        expected = estimate_tokens(copy.deepcopy(with_tool_changed))
+    assert counted == expected > before
+    assert await count(request) == before
