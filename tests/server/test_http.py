@@ -116,6 +116,20 @@ async def test_loopback_host_names_are_accepted(proxy: ProxyUnderTest, host: str
     assert status == 200
 
 
+async def test_remembered_host_verdicts_never_stand_for_another_host(
+    proxy: ProxyUnderTest,
+) -> None:
+    """The guard remembers its verdict per Host header (64 at most): each header still gets its
+    own, in any order, past the bound too."""
+    hosts = [(f"127.0.0.{n}:{n}", 200) for n in range(1, 40)]
+    hosts += [(f"evil{n}.example.com", 403) for n in range(40)]
+    for host, expected in [*hosts, *reversed(hosts), ("127.0.0.1.evil.example", 403)]:
+        status, _, _ = await call(
+            proxy, "GET", "/v1/models", headers={"Host": host, **proxy.auth_headers()}
+        )
+        assert status == expected, host
+
+
 async def test_remote_hosts_are_accepted_when_explicitly_allowed(make_proxy: Any) -> None:
     proxy = await make_proxy(allow_remote=True)
     status, _, _ = await call(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import aiohttp
+import anthropic
 import pytest
 
 from tests.fake_upstream import (
@@ -231,20 +232,20 @@ async def test_generic_openai_provider_gets_the_bare_model_id(make_proxy: MakePr
     assert received.headers["authorization"] == f"Bearer {CLOUDFLARE_TOKEN}"
 
 
-@pytest.mark.parametrize(
-    ("requested", "upstream_model"),
-    [
-        ("claude-sonnet-4-5-20250929", "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"),
-        ("claude-opus-4-8", "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"),
-        ("claude-3-5-haiku-20241022", "workers-ai/@cf/openai/gpt-oss-20b"),
-        ("claude-haiku-4-5", "workers-ai/@cf/openai/gpt-oss-20b"),
-        ("nemotron", "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"),
-        ("gpt-oss-20b", "workers-ai/@cf/openai/gpt-oss-20b"),
-        ("kimi", "workers-ai/@cf/moonshotai/kimi-k2.6"),
-        ("claude-cf-glm", "workers-ai/@cf/zai-org/glm-5.2"),
-        ("@cf/qwen/qwen3-30b-a3b-fp8", "workers-ai/@cf/qwen/qwen3-30b-a3b-fp8"),
-    ],
-)
+ROUTES = [
+    ("claude-sonnet-4-5-20250929", "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"),
+    ("claude-opus-4-8", "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"),
+    ("claude-3-5-haiku-20241022", "workers-ai/@cf/openai/gpt-oss-20b"),
+    ("claude-haiku-4-5", "workers-ai/@cf/openai/gpt-oss-20b"),
+    ("nemotron", "workers-ai/@cf/nvidia/nemotron-3-120b-a12b"),
+    ("gpt-oss-20b", "workers-ai/@cf/openai/gpt-oss-20b"),
+    ("kimi", "workers-ai/@cf/moonshotai/kimi-k2.6"),
+    ("claude-cf-glm", "workers-ai/@cf/zai-org/glm-5.2"),
+    ("@cf/qwen/qwen3-30b-a3b-fp8", "workers-ai/@cf/qwen/qwen3-30b-a3b-fp8"),
+]
+
+
+@pytest.mark.parametrize(("requested", "upstream_model"), ROUTES)
 async def test_model_names_route_to_the_right_upstream_and_echo_back(
     proxy: ProxyUnderTest, requested: str, upstream_model: str
 ) -> None:
@@ -253,6 +254,20 @@ async def test_model_names_route_to_the_right_upstream_and_echo_back(
         message = await client.messages.create(model=requested, max_tokens=50, messages=user("x"))
     assert message.model == requested
     assert proxy.fake.requests[-1].body["model"] == upstream_model
+
+
+async def test_remembered_routes_never_stand_for_another_name(proxy: ProxyUnderTest) -> None:
+    """One proxy remembers each name's route: every name, again and in any order, still goes
+    where it should, and an unknown one is still refused."""
+    async with proxy.client(max_retries=0) as client:
+        for requested, upstream_model in [*ROUTES, *reversed(ROUTES), *ROUTES]:
+            proxy.fake.enqueue(Reply.json(completion("routed")))
+            await client.messages.create(model=requested, max_tokens=50, messages=user("x"))
+            assert proxy.fake.requests[-1].body["model"] == upstream_model, requested
+            with pytest.raises(anthropic.NotFoundError):
+                await client.messages.create(
+                    model="no-such-model", max_tokens=5, messages=user("x")
+                )
 
 
 async def test_anthropic_pass_through_maps_the_model_and_keeps_the_body(
