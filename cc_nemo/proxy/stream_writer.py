@@ -10,9 +10,11 @@ event whose type says whether Claude Code should retry the turn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -21,6 +23,8 @@ from cc_nemo.settings.runtime import ProxySettings
 from cc_nemo.translate.errors import AnthropicError, ErrorReply, as_stream_error
 from cc_nemo.translate.sse import encode_event
 
+log = logging.getLogger("cc_nemo.proxy.exchange")
+T = TypeVar("T")
 # A floor under ping_interval, so a zero or negative setting can't become a busy loop.
 MIN_PING_INTERVAL = 0.05
 # Events that tell the client nothing about the answer: a retry may still follow them unseen.
@@ -164,14 +168,44 @@ class StreamWriter:
         elif now >= self.last_write + self.ping_interval:
             await self._write(encode_event({"type": "ping"}))
 
-    async def wait(self, future: asyncio.Future[Any]) -> Any:
-        """Await `future`, committing and pinging on time meanwhile."""
-        while True:
-            timeout = max(self.next_wake - time.monotonic(), 0.0)
-            done, _ = await asyncio.wait({future}, timeout=timeout)
-            if done:
-                return future.result()
-            await self.tick()
+    async def wait(self, awaitable: Awaitable[T]) -> T:
+        """Await `awaitable` in this task, committing and pinging on time meanwhile.
+
+        A timer starts a keeper task only if a commit or a ping comes due first: the hold is
+        minutes long and an upstream usually answers within a second, so most requests pay a
+        timer instead of a task and an asyncio.wait, and the answer reaches this task without
+        an extra loop turn (bench/README.md). The keeper finishes the write it is in before
+        this returns, so the two never write at once."""
+        loop = asyncio.get_running_loop()
+        keeper: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+
+        def start_keeper() -> None:
+            nonlocal keeper
+            keeper = loop.create_task(self._keep(stop))
+
+        timer = loop.call_later(max(self.next_wake - time.monotonic(), 0.0), start_keeper)
+        try:
+            return await awaitable
+        finally:
+            timer.cancel()
+            if keeper is not None:
+                stop.set()
+                await asyncio.wait({keeper})
+
+    async def _keep(self, stop: asyncio.Event) -> None:
+        """Commit and ping on time until `stop` is set. A write that fails ends it: the client
+        left, so aiohttp cancels the handler, and otherwise this task's own next write fails
+        the same way (what `wait` returned is then still closed by its owner)."""
+        try:
+            while not stop.is_set():
+                await self.tick()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(self.next_wake - time.monotonic(), 0.0))
+        except ConnectionResetError:
+            pass
+        except Exception:
+            log.exception("keeping the stream alive failed")
 
     async def _write(self, data: bytes) -> None:
         assert self.response is not None

@@ -4,13 +4,12 @@ while no content reached the client, then the model's fallbacks (docs/architectu
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from cc_nemo.proxy.bodies import BodyLog
-from cc_nemo.proxy.calls import RetryBudget, UpstreamCalls, discard
+from cc_nemo.proxy.calls import RetryBudget, UpstreamCalls
 from cc_nemo.proxy.ids import new_message_id, new_tool_id
 from cc_nemo.proxy.record import Exchange, Route
 from cc_nemo.proxy.replies import parse_completion
@@ -76,8 +75,8 @@ class TranslatedStream:
     async def _attempt(
         self, route: Route, translator: StreamTranslator, budget: RetryBudget
     ) -> AnthropicError | None:
-        opening = asyncio.ensure_future(
-            self._calls.open(self._exchange, route.body, self._headers, route.error_for, budget)
+        opening = self._calls.open(
+            self._exchange, route.body, self._headers, route.error_for, budget
         )
         reply: UpstreamReply | None = None
         try:
@@ -89,9 +88,6 @@ class TranslatedStream:
                 return await self._pump(reply, translator)
             return await self._replay_json(reply, translator, route)
         finally:
-            await discard(opening)
-            if reply is None and not opening.cancelled() and opening.exception() is None:
-                reply = opening.result()  # answered just as we were leaving: still close it
             if reply is not None:
                 reply.close()
 
@@ -99,15 +95,12 @@ class TranslatedStream:
         self, reply: UpstreamReply, translator: StreamTranslator, route: Route
     ) -> AnthropicError | None:
         """The upstream answered a stream request with one JSON body: replay it as events."""
-        reading = asyncio.ensure_future(self._calls.read_reply(reply, self._exchange))
         try:
-            raw = await self._writer.wait(reading)
+            raw = await self._writer.wait(self._calls.read_reply(reply, self._exchange))
             self._exchange.mark_first_byte()
             completion = parse_completion(raw, route.context)
         except ErrorReply as exc:
             return exc.error
-        finally:
-            await discard(reading)
         return await self._send(translator, completion_events(translator, completion))
 
     async def _pump(
