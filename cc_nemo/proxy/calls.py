@@ -224,11 +224,14 @@ class UpstreamCalls:
                     return
                 if not data:
                     return
-                exchange.mark_first_byte()
                 last_data = time.monotonic()
+                if exchange.first_byte_at is None:
+                    exchange.first_byte_at = last_data
                 # Data may flow while the translator holds it back (a tool block's stop and
-                # later calls wait for the end): commit and ping on time all the same.
-                await writer.tick()
+                # later calls wait for the end): commit and ping on time all the same. Checked
+                # here first: this runs for every read (bench/README.md, paced CPU).
+                if last_data >= writer.next_wake:
+                    await writer.tick()
                 yield data
         finally:
             alarm.close()

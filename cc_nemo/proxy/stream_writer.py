@@ -135,7 +135,11 @@ class StreamWriter:
             encoded.append(encode_event(event))
         if not encoded:
             return
-        await self.commit(b"".join(encoded))
+        if self.response is None:
+            await self.commit(b"".join(encoded))
+        else:  # committed, the usual case: one write, no commit layers on the way
+            await self.response.write(b"".join(encoded))
+            self.last_write = time.monotonic()
 
     async def send_raw(self, data: bytes) -> None:
         """Bytes already in SSE form (pass-through)."""
