@@ -66,9 +66,9 @@ def remember(key: bytes | None, tools: list[Any], keys: tuple[bytes | None, ...]
 
 
 def of_tools(tools: object) -> ToolSet | None:
-    """A ToolSet for translating `tools` (recalled, or built and kept); None if not a list.
-    For callers that skipped check_request, whose tools need not be remembered as checked:
-    the set is built afresh and kept only under check_request's rule."""
+    """A ToolSet for translating `tools`, for callers that validated the request themselves
+    (translate_request's `validated`); None if not a list. Recalled if seen lately, else built
+    afresh and not kept: only check_request keeps a list, as one whose tools passed its check."""
     if not isinstance(tools, list):
         return None
     found = recall(list_json(tools))
