@@ -75,13 +75,9 @@ class TranslatedRequest:
 
     body: dict
     context: ResponseContext
-    # `body` for orjson to encode: the same, with parts already encoded as orjson.Fragment
-    # (the tools list); read it as JSON, never as Python values.
-    wire_body: dict | None = None
-
-    @property
-    def to_send(self) -> dict:
-        return self.body if self.wire_body is None else self.wire_body
+    # `body` for orjson to encode: the same, with the tools list already encoded as an
+    # orjson.Fragment; read it as JSON, never as Python values.
+    to_send: dict
 
 
 @dataclass(frozen=True)
@@ -224,21 +220,13 @@ def translate_request(
     spec: ModelSpec,
     *,
     upstream_model: str,
-    validated: bool = False,
 ) -> TranslatedRequest:
     """Build the upstream body; raises InvalidRequest for what no upstream could answer.
 
-    A CheckedRequest (check_request's), or `validated`: the caller already ran
-    validate_request on this very request (the proxy does, before routing), so its walk over
-    the whole body is not paid twice."""
-    # The tools list, translated once (docs/architecture.md, "Caches").
-    if isinstance(request, CheckedRequest):
-        request, tool_set = request.request, request.tools
-    elif validated:
-        tool_set = toolset.of_tools(request.get("tools"))
-    else:
-        checked = check_request(request)
-        request, tool_set = checked.request, checked.tools
+    A CheckedRequest (check_request's: the proxy checks before routing) is not checked again,
+    and its tools list comes translated already (docs/architecture.md, "Caches")."""
+    checked = request if isinstance(request, CheckedRequest) else check_request(request)
+    request, tool_set = checked.request, checked.tools
     quirks = spec.quirks
     messages, prefill = split_prefill(request["messages"])
 
@@ -275,8 +263,8 @@ def translate_request(
         prefill=prefill,
         max_tokens=body["max_tokens"],
     )
-    wire_body = None if tools.encoded_tools is None else {**body, "tools": tools.encoded_tools}
-    return TranslatedRequest(body=body, context=context, wire_body=wire_body)
+    to_send = body if tools.encoded_tools is None else {**body, "tools": tools.encoded_tools}
+    return TranslatedRequest(body=body, context=context, to_send=to_send)
 
 
 def _sampling(request: Mapping, quirks: ModelQuirks, body: dict[str, Any]) -> tuple[str, ...]:

@@ -63,16 +63,3 @@ def remember(key: bytes | None, tools: list[Any], keys: tuple[bytes | None, ...]
     if key is not None:
         _RECENT.add(key, tool_set)
     return tool_set
-
-
-def of_tools(tools: object) -> ToolSet | None:
-    """A ToolSet for translating `tools`, for callers that validated the request themselves
-    (translate_request's `validated`); None if not a list. Recalled if seen lately, else built
-    afresh and not kept: only check_request keeps a list, as one whose tools passed its check."""
-    if not isinstance(tools, list):
-        return None
-    found = recall(list_json(tools))
-    if found is not None:
-        return found
-    keys = memo.tool_keys(tools)
-    return ToolSet(tool_functions(tools, keys), tally_tools(tools, keys))

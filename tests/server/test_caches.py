@@ -49,16 +49,23 @@ def expected_upstream_body(proxy: ProxyUnderTest, request: dict[str, Any]) -> An
     return orjson.loads(orjson.dumps(body))
 
 
-async def send(proxy: ProxyUnderTest, request: dict[str, Any]) -> Any:
+async def post_json(proxy: ProxyUnderTest, path: str, body: dict[str, Any]) -> Any:
+    """POST `body` with the session token; the answer's JSON (it must be a 200)."""
     async with (
         aiohttp.ClientSession() as session,
         session.post(
-            f"{proxy.url}/v1/messages?beta=true",
-            data=orjson.dumps(request),
+            f"{proxy.url}{path}",
+            data=orjson.dumps(body),
             headers={**proxy.auth_headers(), "Content-Type": "application/json"},
         ) as response,
     ):
         assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def send(proxy: ProxyUnderTest, request: dict[str, Any]) -> Any:
+    """One turn through the proxy; the body the upstream received."""
+    await post_json(proxy, "/v1/messages?beta=true", request)
     return proxy.fake.requests[-1].body
 
 
@@ -114,16 +121,7 @@ async def test_count_tokens_follows_a_changed_text(proxy: ProxyUnderTest) -> Non
     del request["max_tokens"]
 
     async def count(body: dict[str, Any]) -> int:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                f"{proxy.url}/v1/messages/count_tokens",
-                data=orjson.dumps(body),
-                headers={**proxy.auth_headers(), "Content-Type": "application/json"},
-            ) as response,
-        ):
-            assert response.status == 200
-            return (await response.json())["input_tokens"]
+        return (await post_json(proxy, "/v1/messages/count_tokens", body))["input_tokens"]
 
     before = await count(request)
     assert await count(request) == before
